@@ -1,0 +1,1 @@
+//! hsmux PKCS#11 module.

@@ -1,0 +1,1 @@
+//! Black-box tests live in `tests/`; they load the built `libhsmux.so`.
