@@ -35,13 +35,21 @@ CHECK_NO=0
 
 is_softhsm() { [[ $MODULE == *softhsm* ]]; }
 
+# track_pid PID: a background server for cleanup to stop (also from a check's subshell).
+track_pid() { echo "$1" >>"$WORK/server.pids"; }
+
 cleanup() {
-    local pid
+    local pid i
+    if [[ -f $WORK/server.pids ]]; then mapfile -t -O "${#SERVER_PIDS[@]}" SERVER_PIDS <"$WORK/server.pids"; fi
     for pid in "${SERVER_PIDS[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || echo "note: could not stop PID $pid" >&2
-        fi
-        wait "$pid" 2>/dev/null || true # its status was already judged by its check
+        kill -0 "$pid" 2>/dev/null || continue
+        kill "$pid" 2>/dev/null || continue
+        for i in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || echo "note: PID $pid survived" >&2; fi
+        : "$i"
     done
     if [[ ${KEEP_WORK:-0} == 1 ]]; then
         echo "scratch directory kept: $WORK"
@@ -157,6 +165,19 @@ finish() {
 not() {
     if "$@"; then return 1; fi
     return 0
+}
+
+# must_match FILE ERE / must_not_match FILE ERE: assertions that say what they missed.
+must_match() {
+    if grep -Eq -- "$2" "$1"; then return 0; fi
+    echo "ASSERTION: no line of $(basename "$1") matches /$2/"
+    return 1
+}
+must_not_match() {
+    if ! grep -Eq -- "$2" "$1"; then return 0; fi
+    echo "ASSERTION: $(basename "$1") must not match /$2/ but has:"
+    grep -E -- "$2" "$1" | head -5
+    return 1
 }
 
 # t CMD...: run CMD bounded by STEP_TIMEOUT.
