@@ -1,0 +1,98 @@
+//! Key management and random number functions.
+
+use super::*;
+use crate::bail;
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKey(
+    h: CK_SESSION_HANDLE,
+    mech: CK_MECHANISM_PTR,
+    tmpl: CK_ATTRIBUTE_PTR,
+    n: CK_ULONG,
+    ph: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    guard("C_GenerateKey", || {
+        let m = module()?;
+        m.session(h)?;
+        if ph.is_null() {
+            bail!(CKR_ARGUMENTS_BAD, "NULL key handle pointer");
+        }
+        // SAFETY: mechanism and template as passed.
+        let (mech, t) = unsafe { (mechanism(mech)?, template(tmpl, n)?) };
+        let k = m.generate_key(h, &mech, &t)?;
+        // SAFETY: checked non-null.
+        unsafe { put(ph, k)? };
+        Ok(CKR_OK)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateKeyPair(
+    h: CK_SESSION_HANDLE,
+    mech: CK_MECHANISM_PTR,
+    pub_t: CK_ATTRIBUTE_PTR,
+    pub_n: CK_ULONG,
+    priv_t: CK_ATTRIBUTE_PTR,
+    priv_n: CK_ULONG,
+    ph_pub: CK_OBJECT_HANDLE_PTR,
+    ph_priv: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    guard("C_GenerateKeyPair", || {
+        let m = module()?;
+        m.session(h)?;
+        if ph_pub.is_null() || ph_priv.is_null() {
+            bail!(CKR_ARGUMENTS_BAD, "NULL key handle pointer");
+        }
+        // SAFETY: mechanism and templates as passed.
+        let (mech, pt, st) = unsafe {
+            (
+                mechanism(mech)?,
+                template(pub_t, pub_n)?,
+                template(priv_t, priv_n)?,
+            )
+        };
+        let (hp, hs) = m.generate_key_pair(h, &mech, &pt, &st)?;
+        // SAFETY: checked non-null.
+        unsafe {
+            put(ph_pub, hp)?;
+            put(ph_priv, hs)?;
+        }
+        Ok(CKR_OK)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SeedRandom(
+    h: CK_SESSION_HANDLE,
+    seed: CK_BYTE_PTR,
+    len: CK_ULONG,
+) -> CK_RV {
+    guard("C_SeedRandom", || {
+        module()?.session(h)?;
+        // SAFETY: buffer as passed.
+        unsafe { bytes(seed, len)? };
+        // The generator is OpenSSL's CSPRNG, seeded by the OS; callers cannot weaken it.
+        Ok(CKR_RANDOM_SEED_NOT_SUPPORTED)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GenerateRandom(
+    h: CK_SESSION_HANDLE,
+    p: CK_BYTE_PTR,
+    len: CK_ULONG,
+) -> CK_RV {
+    guard("C_GenerateRandom", || {
+        module()?.session(h)?;
+        if len == 0 {
+            return Ok(CKR_OK);
+        }
+        if p.is_null() {
+            bail!(CKR_ARGUMENTS_BAD, "NULL buffer");
+        }
+        // SAFETY: the caller promises `len` writable bytes.
+        let buf = unsafe { std::slice::from_raw_parts_mut(p, len as usize) };
+        hsmux_mech::random(buf)?;
+        Ok(CKR_OK)
+    })
+}

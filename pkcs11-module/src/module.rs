@@ -1,0 +1,780 @@
+//! The module's global state: tokens (one per slot), sessions, and the operations a
+//! session runs. Everything here is safe Rust; the ABI layer turns pointers into the
+//! arguments these functions take.
+
+use crate::config::{self, TokenConfig};
+use crate::object::Origin;
+use crate::token::Token;
+use crate::{bail, Attributes, Error, Result};
+use cryptoki_sys::*;
+use hsmux_mech::{CipherOp, DigestOp, KeyMaterial, Mechanism, SignOp, VerifyOp};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use zeroize::Zeroizing;
+
+/// Where the output of a producing call goes.
+pub enum Out<'a> {
+    /// The caller passed a NULL buffer: it asks for the length only.
+    Query,
+    /// The caller's buffer.
+    Buf(&'a mut [u8]),
+}
+
+/// What a producing call did; the ABI writes the length and picks the `CK_RV`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Produced {
+    /// Length only (a NULL buffer); the operation goes on.
+    Len(usize),
+    /// Output written.
+    Written(usize),
+    /// The buffer is too small for this many bytes; the operation goes on.
+    TooSmall(usize),
+}
+
+/// An operation with output held back after a `CKR_BUFFER_TOO_SMALL`, so the retry
+/// returns the same bytes without redoing (or re-randomising) the work.
+pub struct Pending<T> {
+    op: T,
+    out: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl<T> Pending<T> {
+    fn new(op: T) -> Self {
+        Pending { op, out: None }
+    }
+}
+
+/// The one place that implements PKCS#11's output-buffer convention.
+fn deliver<T>(
+    slot: &mut Option<Pending<T>>,
+    out: Out<'_>,
+    ends: bool,
+    hint: impl FnOnce(&T) -> usize,
+    compute: impl FnOnce(&mut T) -> Result<Vec<u8>>,
+) -> Result<Produced> {
+    let p = slot
+        .as_mut()
+        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
+    let buf = match out {
+        Out::Query => {
+            return Ok(Produced::Len(
+                p.out.as_ref().map_or_else(|| hint(&p.op), |v| v.len()),
+            ))
+        }
+        Out::Buf(b) => b,
+    };
+    let data = match p.out.take() {
+        Some(d) => d,
+        None => match compute(&mut p.op) {
+            Ok(d) => Zeroizing::new(d),
+            Err(e) => {
+                *slot = None;
+                return Err(e);
+            }
+        },
+    };
+    if buf.len() < data.len() {
+        let n = data.len();
+        p.out = Some(data);
+        return Ok(Produced::TooSmall(n));
+    }
+    buf[..data.len()].copy_from_slice(&data);
+    if ends {
+        *slot = None;
+    }
+    Ok(Produced::Written(data.len()))
+}
+
+/// Runs a step of an operation that produces nothing; any error ends the operation.
+fn step<T, R>(slot: &mut Option<T>, f: impl FnOnce(&mut T) -> Result<R>) -> Result<R> {
+    let op = slot
+        .as_mut()
+        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
+    let r = f(op);
+    if r.is_err() {
+        *slot = None;
+    }
+    r
+}
+
+/// Active operations of one session.
+#[derive(Default)]
+pub struct Ops {
+    find: Option<(Vec<CK_OBJECT_HANDLE>, usize)>,
+    sign: Option<Pending<Box<dyn SignOp>>>,
+    verify: Option<Box<dyn VerifyOp>>,
+    encrypt: Option<Pending<Box<dyn CipherOp>>>,
+    decrypt: Option<Pending<Box<dyn CipherOp>>>,
+    digest: Option<Pending<Box<dyn DigestOp>>>,
+}
+
+/// One session.
+pub struct Session {
+    /// Its handle.
+    pub handle: CK_SESSION_HANDLE,
+    /// Index of its token in [`Module::tokens`].
+    pub slot: usize,
+    /// Opened with `CKF_RW_SESSION`.
+    pub rw: bool,
+    ops: Mutex<Ops>,
+}
+
+impl Session {
+    fn ops(&self) -> MutexGuard<'_, Ops> {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The state between `C_Initialize` and `C_Finalize`.
+pub struct Module {
+    /// The process that initialised it (a forked child must initialise anew).
+    pub pid: u32,
+    /// One token per slot, in config order.
+    pub tokens: Vec<Arc<Token>>,
+    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
+    handles: Arc<AtomicU64>,
+}
+
+/// What a key is used for, with the attribute that permits it.
+#[derive(Clone, Copy)]
+pub enum Usage {
+    /// `CKA_SIGN`.
+    Sign,
+    /// `CKA_VERIFY`.
+    Verify,
+    /// `CKA_ENCRYPT`.
+    Encrypt,
+    /// `CKA_DECRYPT`.
+    Decrypt,
+}
+
+impl Module {
+    /// Loads the configuration and opens every token. No network I/O.
+    pub fn new() -> Result<Module> {
+        let (cfg, source) = config::load()?;
+        crate::logging::init(&cfg);
+        tracing::debug!(?source, tokens = cfg.token.len(), "configuration loaded");
+        let handles = Arc::new(AtomicU64::new(1));
+        let mut tokens = Vec::new();
+        for (i, t) in cfg.token.iter().enumerate() {
+            let tok = match t {
+                TokenConfig::Local(l) => {
+                    let path = l
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| config::default_data_dir().join(&l.label));
+                    Token::open_local(
+                        i as CK_SLOT_ID,
+                        &l.label,
+                        &path,
+                        l.pin_kdf_iterations,
+                        handles.clone(),
+                    )?
+                }
+            };
+            tokens.push(Arc::new(tok));
+        }
+        Ok(Module {
+            pid: std::process::id(),
+            tokens,
+            sessions: RwLock::default(),
+            handles,
+        })
+    }
+
+    /// The token of a slot ID.
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+        self.tokens
+            .get(slot as usize)
+            .ok_or_else(|| Error::rv(CKR_SLOT_ID_INVALID))
+    }
+
+    /// A session and its token.
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Session>, &Arc<Token>)> {
+        let s = self
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&h)
+            .cloned()
+            .ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
+        let t = &self.tokens[s.slot];
+        Ok((s, t))
+    }
+
+    /// `C_OpenSession`.
+    pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
+        let tok = self.token(slot)?;
+        if flags & CKF_SERIAL_SESSION == 0 {
+            bail!(CKR_SESSION_PARALLEL_NOT_SUPPORTED);
+        }
+        let rw = flags & CKF_RW_SESSION != 0;
+        let h = self
+            .handles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            as CK_SESSION_HANDLE;
+        tok.open_session(h, rw)?;
+        let s = Arc::new(Session {
+            handle: h,
+            slot: slot as usize,
+            rw,
+            ops: Mutex::default(),
+        });
+        self.sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(h, s);
+        Ok(h)
+    }
+
+    /// `C_CloseSession`.
+    pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let s = self
+            .sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&h)
+            .ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
+        self.tokens[s.slot].close_session(h);
+        Ok(())
+    }
+
+    /// `C_CloseAllSessions`.
+    pub fn close_all(&self, slot: CK_SLOT_ID) -> Result<()> {
+        let idx = self.token(slot)?.slot_id as usize;
+        let mine: Vec<CK_SESSION_HANDLE> = self
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.slot == idx)
+            .map(|s| s.handle)
+            .collect();
+        for h in mine {
+            let _ = self.close_session(h);
+        }
+        Ok(())
+    }
+
+    /// `CKS_*` state of a session.
+    pub fn session_state(&self, h: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, CK_STATE, CK_FLAGS)> {
+        let (s, t) = self.session(h)?;
+        let state = match (t.user(), s.rw) {
+            (Some(CKU_SO), _) => CKS_RW_SO_FUNCTIONS,
+            (Some(_), true) => CKS_RW_USER_FUNCTIONS,
+            (Some(_), false) => CKS_RO_USER_FUNCTIONS,
+            (None, true) => CKS_RW_PUBLIC_SESSION,
+            (None, false) => CKS_RO_PUBLIC_SESSION,
+        };
+        let flags = CKF_SERIAL_SESSION | if s.rw { CKF_RW_SESSION } else { 0 };
+        Ok((t.slot_id, state, flags))
+    }
+
+    // ---- objects -------------------------------------------------------------------
+
+    /// `C_CreateObject`.
+    pub fn create_object(
+        &self,
+        h: CK_SESSION_HANDLE,
+        template: &Attributes,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (s, t) = self.session(h)?;
+        t.create(
+            template,
+            &Attributes::new(),
+            Origin::Created,
+            s.handle,
+            s.rw,
+        )
+    }
+
+    /// `C_FindObjectsInit`.
+    pub fn find_init(&self, h: CK_SESSION_HANDLE, template: &Attributes) -> Result<()> {
+        let (s, t) = self.session(h)?;
+        let mut ops = s.ops();
+        if ops.find.is_some() {
+            bail!(CKR_OPERATION_ACTIVE);
+        }
+        ops.find = Some((t.find(template)?, 0));
+        Ok(())
+    }
+
+    /// `C_FindObjects`: up to `max` more handles.
+    pub fn find_next(&self, h: CK_SESSION_HANDLE, out: &mut [CK_OBJECT_HANDLE]) -> Result<usize> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let (found, pos) = ops
+            .find
+            .as_mut()
+            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
+        let n = out.len().min(found.len() - *pos);
+        out[..n].copy_from_slice(&found[*pos..*pos + n]);
+        *pos += n;
+        Ok(n)
+    }
+
+    /// `C_FindObjectsFinal`.
+    pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        s.ops()
+            .find
+            .take()
+            .map(|_| ())
+            .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))
+    }
+
+    // ---- keys ----------------------------------------------------------------------
+
+    /// `C_GenerateKey`.
+    pub fn generate_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        template: &Attributes,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (s, t) = self.session(h)?;
+        let mut tmpl = template.clone();
+        default_class(&mut tmpl, CKO_SECRET_KEY)?;
+        pre_check(t, &tmpl, s.rw)?;
+        let generated = hsmux_mech::generate_key(mech, &tmpl)?;
+        t.create(
+            &tmpl,
+            &generated,
+            Origin::Generated(mech.mech_type()),
+            s.handle,
+            s.rw,
+        )
+    }
+
+    /// `C_GenerateKeyPair`: (public, private).
+    pub fn generate_key_pair(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        pub_t: &Attributes,
+        priv_t: &Attributes,
+    ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+        let (s, t) = self.session(h)?;
+        let (mut pt, mut st) = (pub_t.clone(), priv_t.clone());
+        default_class(&mut pt, CKO_PUBLIC_KEY)?;
+        default_class(&mut st, CKO_PRIVATE_KEY)?;
+        pre_check(t, &pt, s.rw)?;
+        pre_check(t, &st, s.rw)?;
+        let (gp, gs) = hsmux_mech::generate_key_pair(mech, &pt, &st)?;
+        // Both halves share one CKA_ID so clients can pair them.
+        let id = match (pt.get(CKA_ID), st.get(CKA_ID)) {
+            (Some(a), _) if !a.is_empty() => a.to_vec(),
+            (_, Some(b)) if !b.is_empty() => b.to_vec(),
+            _ => {
+                let public = gp
+                    .get(CKA_EC_POINT)
+                    .or(gp.get(CKA_MODULUS))
+                    .unwrap_or_default();
+                openssl::sha::sha1(public).to_vec()
+            }
+        };
+        pt.set_default(CKA_ID, id.clone());
+        st.set_default(CKA_ID, id);
+        let origin = Origin::Generated(mech.mech_type());
+        // Build both before storing either, so a template error stores nothing.
+        let pa = crate::object::build(&pt, &gp, origin)?;
+        let sa = crate::object::build(&st, &gs, origin)?;
+        let hp = t.insert(pa, s.handle, s.rw)?;
+        match t.insert(sa, s.handle, s.rw) {
+            Ok(hs) => Ok((hp, hs)),
+            Err(e) => {
+                let _ = t.destroy(hp, s.rw);
+                Err(e)
+            }
+        }
+    }
+
+    /// A key object's parsed key, after the PKCS#11 usage checks.
+    fn usable_key(
+        &self,
+        t: &Token,
+        key: CK_OBJECT_HANDLE,
+        usage: Usage,
+        mech: &Mechanism,
+    ) -> Result<Arc<KeyMaterial>> {
+        let obj = t
+            .object(key)
+            .map_err(|_| Error::new(CKR_KEY_HANDLE_INVALID, format!("no key {key}")))?;
+        let (attr, name) = match usage {
+            Usage::Sign => (CKA_SIGN, "CKA_SIGN"),
+            Usage::Verify => (CKA_VERIFY, "CKA_VERIFY"),
+            Usage::Encrypt => (CKA_ENCRYPT, "CKA_ENCRYPT"),
+            Usage::Decrypt => (CKA_DECRYPT, "CKA_DECRYPT"),
+        };
+        if !matches!(
+            obj.class(),
+            CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY
+        ) {
+            bail!(CKR_KEY_HANDLE_INVALID, "object {key} is not a key");
+        }
+        if !obj.flag(attr) {
+            bail!(CKR_KEY_FUNCTION_NOT_PERMITTED, "key {key} has {name}=false");
+        }
+        if let Some(allowed) = obj.attrs.get(CKA_ALLOWED_MECHANISMS) {
+            let m = mech.mech_type();
+            let ok = allowed.is_empty()
+                || allowed
+                    .chunks_exact(hsmux_mech::attr::ULONG_LEN)
+                    .any(|c| c.try_into().map(CK_ULONG::from_ne_bytes).ok() == Some(m));
+            if !ok {
+                bail!(
+                    CKR_MECHANISM_INVALID,
+                    "mechanism {m:#x} is not in the key's CKA_ALLOWED_MECHANISMS"
+                );
+            }
+        }
+        obj.key()
+    }
+
+    // ---- sign / verify -------------------------------------------------------------
+
+    /// `C_SignInit`.
+    pub fn sign_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let (s, t) = self.session(h)?;
+        let mut ops = s.ops();
+        if ops.sign.is_some() {
+            bail!(CKR_OPERATION_ACTIVE);
+        }
+        let km = self.usable_key(t, key, Usage::Sign, mech)?;
+        ops.sign = Some(Pending::new(hsmux_mech::sign_init(mech, &km)?));
+        Ok(())
+    }
+
+    /// `C_Sign`.
+    pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], out: Out<'_>) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        deliver(
+            &mut ops.sign,
+            out,
+            true,
+            |op| op.sig_len(),
+            |op| op.sign(data),
+        )
+    }
+
+    /// `C_SignUpdate`.
+    pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        step(&mut ops.sign, |p| p.op.update(data))
+    }
+
+    /// `C_SignFinal`.
+    pub fn sign_final(&self, h: CK_SESSION_HANDLE, out: Out<'_>) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        deliver(
+            &mut ops.sign,
+            out,
+            true,
+            |op| op.sig_len(),
+            |op| op.finish(),
+        )
+    }
+
+    /// `C_VerifyInit`.
+    pub fn verify_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<()> {
+        let (s, t) = self.session(h)?;
+        let mut ops = s.ops();
+        if ops.verify.is_some() {
+            bail!(CKR_OPERATION_ACTIVE);
+        }
+        let km = self.usable_key(t, key, Usage::Verify, mech)?;
+        ops.verify = Some(hsmux_mech::verify_init(mech, &km)?);
+        Ok(())
+    }
+
+    /// `C_Verify`.
+    pub fn verify(&self, h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let r = step(&mut ops.verify, |op| op.verify(data, sig));
+        ops.verify = None;
+        r
+    }
+
+    /// `C_VerifyUpdate`.
+    pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        step(&mut ops.verify, |op| op.update(data))
+    }
+
+    /// `C_VerifyFinal`.
+    pub fn verify_final(&self, h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let r = step(&mut ops.verify, |op| op.finish(sig));
+        ops.verify = None;
+        r
+    }
+
+    // ---- encrypt / decrypt ---------------------------------------------------------
+
+    /// `C_EncryptInit` / `C_DecryptInit`.
+    pub fn cipher_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        key: CK_OBJECT_HANDLE,
+        encrypt: bool,
+    ) -> Result<()> {
+        let (s, t) = self.session(h)?;
+        let mut ops = s.ops();
+        let slot = if encrypt {
+            &mut ops.encrypt
+        } else {
+            &mut ops.decrypt
+        };
+        if slot.is_some() {
+            bail!(CKR_OPERATION_ACTIVE);
+        }
+        let usage = if encrypt {
+            Usage::Encrypt
+        } else {
+            Usage::Decrypt
+        };
+        let km = self.usable_key(t, key, usage, mech)?;
+        let op = if encrypt {
+            hsmux_mech::encrypt_init(mech, &km)?
+        } else {
+            hsmux_mech::decrypt_init(mech, &km)?
+        };
+        *slot = Some(Pending::new(op));
+        Ok(())
+    }
+
+    fn cipher_slot(ops: &mut Ops, encrypt: bool) -> &mut Option<Pending<Box<dyn CipherOp>>> {
+        if encrypt {
+            &mut ops.encrypt
+        } else {
+            &mut ops.decrypt
+        }
+    }
+
+    /// `C_Encrypt` / `C_Decrypt`.
+    pub fn cipher(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        data: &[u8],
+        out: Out<'_>,
+    ) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let slot = Self::cipher_slot(&mut ops, encrypt);
+        deliver(
+            slot,
+            out,
+            true,
+            |op| op.oneshot_len(data.len()),
+            |op| op.oneshot(data),
+        )
+    }
+
+    /// `C_EncryptUpdate` / `C_DecryptUpdate`.
+    pub fn cipher_update(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        data: &[u8],
+        out: Out<'_>,
+    ) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let slot = Self::cipher_slot(&mut ops, encrypt);
+        deliver(
+            slot,
+            out,
+            false,
+            |op| op.update_len(data.len()),
+            |op| op.update(data),
+        )
+    }
+
+    /// `C_EncryptFinal` / `C_DecryptFinal`.
+    pub fn cipher_final(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        out: Out<'_>,
+    ) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let slot = Self::cipher_slot(&mut ops, encrypt);
+        deliver(slot, out, true, |op| op.finish_len(), |op| op.finish())
+    }
+
+    // ---- digest --------------------------------------------------------------------
+
+    /// `C_DigestInit`.
+    pub fn digest_init(&self, h: CK_SESSION_HANDLE, mech: &Mechanism) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        if ops.digest.is_some() {
+            bail!(CKR_OPERATION_ACTIVE);
+        }
+        ops.digest = Some(Pending::new(hsmux_mech::digest_init(mech)?));
+        Ok(())
+    }
+
+    /// `C_Digest`.
+    pub fn digest(&self, h: CK_SESSION_HANDLE, data: &[u8], out: Out<'_>) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        deliver(
+            &mut ops.digest,
+            out,
+            true,
+            |op| op.len(),
+            |op| op.digest(data),
+        )
+    }
+
+    /// `C_DigestUpdate`.
+    pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        step(&mut ops.digest, |p| p.op.update(data))
+    }
+
+    /// `C_DigestKey`: feeds a secret key's value into the digest.
+    pub fn digest_key(&self, h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE) -> Result<()> {
+        let (s, t) = self.session(h)?;
+        let mut ops = s.ops();
+        if ops.digest.is_none() {
+            bail!(CKR_OPERATION_NOT_INITIALIZED);
+        }
+        let obj = match t.object(key) {
+            Ok(o) => o,
+            Err(_) => {
+                ops.digest = None;
+                bail!(CKR_KEY_HANDLE_INVALID);
+            }
+        };
+        let value = match (obj.class(), obj.attrs.get(CKA_VALUE)) {
+            (CKO_SECRET_KEY, Some(v)) => v.to_vec(),
+            (CKO_SECRET_KEY, None) => {
+                ops.digest = None;
+                bail!(CKR_USER_NOT_LOGGED_IN, "key value sealed until C_Login")
+            }
+            _ => {
+                ops.digest = None;
+                bail!(CKR_KEY_INDIGESTIBLE, "only secret keys can be digested")
+            }
+        };
+        let value = Zeroizing::new(value);
+        step(&mut ops.digest, |p| p.op.update(&value))
+    }
+
+    /// `C_DigestFinal`.
+    pub fn digest_final(&self, h: CK_SESSION_HANDLE, out: Out<'_>) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        deliver(&mut ops.digest, out, true, |op| op.len(), |op| op.finish())
+    }
+}
+
+fn default_class(t: &mut Attributes, class: CK_OBJECT_CLASS) -> Result<()> {
+    match t.get_ulong(CKA_CLASS)? {
+        None => t.set_ulong(CKA_CLASS, class),
+        Some(c) if c == class => {}
+        Some(c) => bail!(
+            CKR_TEMPLATE_INCONSISTENT,
+            "CKA_CLASS {c:#x} where {class:#x} is generated"
+        ),
+    }
+    Ok(())
+}
+
+/// Refuses early what would fail after an expensive key generation.
+fn pre_check(t: &Token, tmpl: &Attributes, rw: bool) -> Result<()> {
+    crate::object::check_shapes(tmpl)?;
+    if tmpl.bool_or(CKA_TOKEN, false)? && !rw {
+        bail!(CKR_SESSION_READ_ONLY, "token objects need a R/W session");
+    }
+    let private_default = matches!(
+        tmpl.get_ulong(CKA_CLASS)?,
+        Some(CKO_PRIVATE_KEY | CKO_SECRET_KEY)
+    );
+    if tmpl.bool_or(CKA_PRIVATE, private_default)? && t.user() != Some(CKU_USER) {
+        bail!(
+            CKR_USER_NOT_LOGGED_IN,
+            "private keys need the user logged in"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(Vec<u8>);
+
+    #[test]
+    fn too_small_keeps_the_result_and_the_operation() {
+        let mut slot = Some(Pending::new(Fixed(vec![1, 2, 3, 4])));
+        let mut calls = 0;
+        let mut run = |slot: &mut Option<Pending<Fixed>>, out: Out<'_>| {
+            deliver(
+                slot,
+                out,
+                true,
+                |f| f.0.len(),
+                |f| {
+                    calls += 1;
+                    Ok(f.0.clone())
+                },
+            )
+        };
+        assert_eq!(run(&mut slot, Out::Query).unwrap(), Produced::Len(4));
+        let mut small = [0u8; 2];
+        assert_eq!(
+            run(&mut slot, Out::Buf(&mut small)).unwrap(),
+            Produced::TooSmall(4)
+        );
+        assert!(slot.is_some());
+        let mut big = [0u8; 8];
+        assert_eq!(
+            run(&mut slot, Out::Buf(&mut big)).unwrap(),
+            Produced::Written(4)
+        );
+        assert!(slot.is_none());
+        assert_eq!(&big[..4], &[1, 2, 3, 4]);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_failed_step_ends_the_operation() {
+        let mut slot = Some(Pending::new(Fixed(vec![])));
+        let e = deliver(
+            &mut slot,
+            Out::Buf(&mut [0u8; 4]),
+            true,
+            |_| 0,
+            |_| Err(Error::rv(CKR_DATA_LEN_RANGE)),
+        );
+        assert_eq!(e.unwrap_err().rv, CKR_DATA_LEN_RANGE);
+        assert!(slot.is_none());
+        let e = deliver(&mut slot, Out::Query, true, |_| 0, |_| Ok(vec![]));
+        assert_eq!(e.unwrap_err().rv, CKR_OPERATION_NOT_INITIALIZED);
+    }
+}

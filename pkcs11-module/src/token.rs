@@ -1,0 +1,606 @@
+//! One token: login state, its objects (cached in memory, persisted in the store) and the
+//! PKCS#11 rules that govern them. Knows nothing of C pointers.
+
+use crate::object::{self, Object, Origin};
+use crate::{bail, Attributes, Error, Result};
+use cryptoki_sys::*;
+use hsmux_backends::{LocalStore, MasterKey, ObjectId, ObjectRecord, Stamp, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Minimum and maximum PIN lengths the token accepts.
+pub const PIN_LEN: std::ops::RangeInclusive<usize> = 4..=255;
+
+/// Who is logged in to a token (application-wide, as PKCS#11 says).
+#[derive(Default)]
+struct Login {
+    user: Option<CK_USER_TYPE>,
+    master: Option<Arc<MasterKey>>,
+}
+
+#[derive(Default)]
+struct Objects {
+    live: HashMap<CK_OBJECT_HANDLE, Arc<Object>>,
+    by_store: HashMap<ObjectId, CK_OBJECT_HANDLE>,
+    stamps: HashMap<ObjectId, Stamp>,
+    /// Records with a sealed part, kept to unseal them at each login.
+    sealed: HashMap<ObjectId, ObjectRecord>,
+    generation: Option<u64>,
+}
+
+/// Token-level facts for `C_GetTokenInfo`.
+pub struct TokenStatus {
+    /// Label (padded by the ABI layer).
+    pub label: String,
+    /// Serial number.
+    pub serial: String,
+    /// `CKF_*` token flags.
+    pub flags: CK_FLAGS,
+    /// Open sessions, and how many of them are R/W.
+    pub sessions: (usize, usize),
+}
+
+/// One slot's token.
+pub struct Token {
+    /// Slot ID (config order).
+    pub slot_id: CK_SLOT_ID,
+    /// Label from the configuration.
+    pub config_label: String,
+    store: LocalStore,
+    login: RwLock<Login>,
+    objects: RwLock<Objects>,
+    sessions: Mutex<HashMap<CK_SESSION_HANDLE, bool>>,
+    handles: Arc<AtomicU64>,
+}
+
+fn store_err(e: StoreError) -> Error {
+    match e {
+        StoreError::PinIncorrect => Error::rv(CKR_PIN_INCORRECT),
+        StoreError::PinLocked => Error::new(CKR_PIN_LOCKED, "too many wrong PINs"),
+        StoreError::NotInitialized => Error::new(
+            CKR_USER_PIN_NOT_INITIALIZED,
+            "token is not initialised (C_InitToken)",
+        ),
+        StoreError::UserPinNotInitialized => {
+            Error::new(CKR_USER_PIN_NOT_INITIALIZED, "user PIN not set (C_InitPIN)")
+        }
+        other => Error::new(CKR_DEVICE_ERROR, format!("local store: {other}")),
+    }
+}
+
+fn check_pin_len(pin: &[u8]) -> Result<()> {
+    if !PIN_LEN.contains(&pin.len()) {
+        bail!(
+            CKR_PIN_LEN_RANGE,
+            "PIN must be {} to {} bytes",
+            PIN_LEN.start(),
+            PIN_LEN.end()
+        );
+    }
+    Ok(())
+}
+
+impl Token {
+    /// Opens the local token at `path`.
+    pub fn open_local(
+        slot_id: CK_SLOT_ID,
+        label: &str,
+        path: &std::path::Path,
+        kdf_iterations: Option<u32>,
+        handles: Arc<AtomicU64>,
+    ) -> Result<Token> {
+        let store = match kdf_iterations {
+            Some(n) => LocalStore::open_with_kdf_iterations(path, n),
+            None => LocalStore::open(path),
+        }
+        .map_err(|e| {
+            Error::new(
+                CKR_GENERAL_ERROR,
+                format!("token \"{label}\": key `path` {}: {e}", path.display()),
+            )
+        })?;
+        Ok(Token {
+            slot_id,
+            config_label: label.to_string(),
+            store,
+            login: RwLock::default(),
+            objects: RwLock::default(),
+            sessions: Mutex::default(),
+            handles,
+        })
+    }
+
+    fn next_handle(&self) -> CK_ULONG {
+        self.handles.fetch_add(1, Ordering::Relaxed) as CK_ULONG
+    }
+
+    /// Who is logged in.
+    pub fn user(&self) -> Option<CK_USER_TYPE> {
+        self.login.read().unwrap_or_else(|e| e.into_inner()).user
+    }
+
+    fn master(&self) -> Option<Arc<MasterKey>> {
+        self.login
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .master
+            .clone()
+    }
+
+    /// Facts for `C_GetTokenInfo`.
+    pub fn status(&self) -> Result<TokenStatus> {
+        let meta = self.store.meta().map_err(store_err)?;
+        let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
+        if meta.initialized {
+            flags |= CKF_TOKEN_INITIALIZED;
+        }
+        if meta.user_pin_initialized {
+            flags |= CKF_USER_PIN_INITIALIZED;
+        }
+        let counter = |fails: u32, low, last, locked| match fails {
+            0 => 0,
+            f if f >= meta.max_pin_failures => locked,
+            f if f + 1 == meta.max_pin_failures => last | low,
+            _ => low,
+        };
+        flags |= counter(
+            meta.user_pin_failures,
+            CKF_USER_PIN_COUNT_LOW,
+            CKF_USER_PIN_FINAL_TRY,
+            CKF_USER_PIN_LOCKED,
+        );
+        flags |= counter(
+            meta.so_pin_failures,
+            CKF_SO_PIN_COUNT_LOW,
+            CKF_SO_PIN_FINAL_TRY,
+            CKF_SO_PIN_LOCKED,
+        );
+        let s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(TokenStatus {
+            label: if meta.initialized {
+                meta.label
+            } else {
+                self.config_label.clone()
+            },
+            serial: meta.serial,
+            flags,
+            sessions: (s.len(), s.values().filter(|rw| **rw).count()),
+        })
+    }
+
+    /// Registers a new session of this token.
+    pub fn open_session(&self, handle: CK_SESSION_HANDLE, rw: bool) -> Result<()> {
+        if !rw && self.user() == Some(CKU_SO) {
+            bail!(CKR_SESSION_READ_WRITE_SO_EXISTS);
+        }
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle, rw);
+        Ok(())
+    }
+
+    /// Forgets a session: destroys its session objects; the last one logs the token out.
+    pub fn close_session(&self, handle: CK_SESSION_HANDLE) {
+        let last = {
+            let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            s.remove(&handle);
+            s.is_empty()
+        };
+        {
+            let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+            o.live.retain(|_, obj| obj.owner != Some(handle));
+        }
+        if last {
+            self.drop_login();
+        }
+    }
+
+    /// `C_InitToken`.
+    pub fn init_token(&self, so_pin: &[u8], label: &str) -> Result<()> {
+        if !self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            bail!(CKR_SESSION_EXISTS, "C_InitToken with sessions open");
+        }
+        check_pin_len(so_pin)?;
+        let meta = self.store.meta().map_err(store_err)?;
+        if meta.initialized {
+            // Re-initialising wipes every key: only the SO may do it.
+            self.store.login_so(so_pin).map_err(store_err)?;
+        }
+        self.store.init_token(so_pin, label).map_err(store_err)?;
+        self.drop_login();
+        *self.objects.write().unwrap_or_else(|e| e.into_inner()) = Objects::default();
+        Ok(())
+    }
+
+    /// `C_Login`.
+    pub fn login(&self, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        let current = self.user();
+        match user {
+            CKU_SO => {
+                match current {
+                    Some(CKU_SO) => bail!(CKR_USER_ALREADY_LOGGED_IN),
+                    Some(_) => bail!(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+                    None => {}
+                }
+                if self
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .any(|rw| !rw)
+                {
+                    bail!(CKR_SESSION_READ_ONLY_EXISTS);
+                }
+                let mk = self.store.login_so(pin).map_err(store_err)?;
+                self.set_login(CKU_SO, mk)
+            }
+            CKU_USER => {
+                match current {
+                    Some(CKU_USER) => bail!(CKR_USER_ALREADY_LOGGED_IN),
+                    Some(_) => bail!(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+                    None => {}
+                }
+                let mk = self.store.login_user(pin).map_err(store_err)?;
+                self.set_login(CKU_USER, mk)
+            }
+            CKU_CONTEXT_SPECIFIC => {
+                if current != Some(CKU_USER) {
+                    bail!(CKR_USER_NOT_LOGGED_IN);
+                }
+                self.store.login_user(pin).map_err(store_err)?;
+                Ok(())
+            }
+            _ => bail!(CKR_USER_TYPE_INVALID),
+        }
+    }
+
+    fn set_login(&self, user: CK_USER_TYPE, mk: MasterKey) -> Result<()> {
+        let mk = Arc::new(mk);
+        {
+            let mut l = self.login.write().unwrap_or_else(|e| e.into_inner());
+            l.user = Some(user);
+            l.master = Some(mk.clone());
+        }
+        self.refresh()?;
+        // Unseal what was sealed, keeping the handles of public objects.
+        let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        let sealed: Vec<ObjectRecord> = o.sealed.values().cloned().collect();
+        for rec in sealed {
+            let keep = o.by_store.get(&rec.id).copied();
+            self.admit(&mut o, &rec, Some(&mk), keep);
+        }
+        Ok(())
+    }
+
+    /// `C_Logout`.
+    pub fn logout(&self) -> Result<()> {
+        if self.user().is_none() {
+            bail!(CKR_USER_NOT_LOGGED_IN);
+        }
+        self.drop_login();
+        Ok(())
+    }
+
+    fn drop_login(&self) {
+        let was = {
+            let mut l = self.login.write().unwrap_or_else(|e| e.into_inner());
+            let was = l.user.take();
+            l.master = None;
+            was
+        };
+        if was.is_none() {
+            return;
+        }
+        let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        // Private session objects die with the login; sealed token objects go back to sealed.
+        o.live
+            .retain(|_, obj| !(obj.owner.is_some() && obj.is_private()));
+        let sealed: Vec<ObjectRecord> = o.sealed.values().cloned().collect();
+        for rec in sealed {
+            if let Some(h) = o.by_store.remove(&rec.id) {
+                o.live.remove(&h);
+                let keep = if rec.private { None } else { Some(h) };
+                self.admit(&mut o, &rec, None, keep);
+            }
+        }
+    }
+
+    /// `C_InitPIN`: the SO sets the user PIN.
+    pub fn init_pin(&self, pin: &[u8]) -> Result<()> {
+        check_pin_len(pin)?;
+        let l = self.login.read().unwrap_or_else(|e| e.into_inner());
+        match (&l.user, &l.master) {
+            (Some(CKU_SO), Some(mk)) => self.store.init_user_pin(mk, pin).map_err(store_err),
+            _ => bail!(CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs the SO logged in"),
+        }
+    }
+
+    /// `C_SetPIN`: the SO's PIN when the SO is logged in, else the user's.
+    pub fn set_pin(&self, old: &[u8], new: &[u8]) -> Result<()> {
+        check_pin_len(new)?;
+        match self.user() {
+            Some(CKU_SO) => self.store.set_so_pin(old, new).map_err(store_err),
+            _ => self.store.set_user_pin(old, new).map_err(store_err),
+        }
+    }
+
+    /// Decodes a record into a live object (when it may be), keeping `keep` as its handle.
+    fn admit(
+        &self,
+        o: &mut Objects,
+        rec: &ObjectRecord,
+        mk: Option<&MasterKey>,
+        keep: Option<CK_OBJECT_HANDLE>,
+    ) {
+        let mut attrs = Attributes::new();
+        let mut complete = true;
+        let result = (|| -> Result<bool> {
+            object::decode(&rec.plain, &mut attrs)?;
+            if !rec.sealed.is_empty() {
+                match mk {
+                    Some(mk) => {
+                        let plain = mk
+                            .open(rec.id.0.as_bytes(), &rec.sealed)
+                            .map_err(store_err)?;
+                        object::decode(&plain, &mut attrs)?;
+                    }
+                    None if rec.private => return Ok(false),
+                    None => complete = false,
+                }
+            }
+            Ok(true)
+        })();
+        match result {
+            Ok(true) => {
+                let h = keep.unwrap_or_else(|| self.next_handle());
+                let obj = Object::new(h, attrs, Some(rec.id.clone()), None, complete);
+                o.by_store.insert(rec.id.clone(), h);
+                o.live.insert(h, Arc::new(obj));
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(token = %self.config_label, object = %rec.id.0, "skipping unreadable object: {e}")
+            }
+        }
+    }
+
+    fn forget_stored(o: &mut Objects, id: &ObjectId) -> Option<CK_OBJECT_HANDLE> {
+        o.stamps.remove(id);
+        o.sealed.remove(id);
+        let h = o.by_store.remove(id)?;
+        o.live.remove(&h);
+        Some(h)
+    }
+
+    /// Brings the object cache up to date with the store (other processes may write it).
+    pub fn refresh(&self) -> Result<()> {
+        let gen = self.store.generation().map_err(store_err)?;
+        if self
+            .objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+            == Some(gen)
+        {
+            return Ok(());
+        }
+        let mk = self.master();
+        let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        if o.generation == Some(gen) {
+            return Ok(());
+        }
+        let updated = if o.generation.is_none() {
+            self.store.load_all().map_err(store_err)?
+        } else {
+            let ch = self.store.changes_since(&o.stamps).map_err(store_err)?;
+            for id in &ch.removed {
+                Self::forget_stored(&mut o, id);
+            }
+            ch.updated
+        };
+        for (rec, stamp) in updated {
+            let keep = Self::forget_stored(&mut o, &rec.id);
+            o.stamps.insert(rec.id.clone(), stamp);
+            if !rec.sealed.is_empty() {
+                o.sealed.insert(rec.id.clone(), rec.clone());
+            }
+            self.admit(&mut o, &rec, mk.as_deref(), keep);
+        }
+        o.generation = Some(gen);
+        Ok(())
+    }
+
+    /// The object behind `h` if this session may see it.
+    pub fn object(&self, h: CK_OBJECT_HANDLE) -> Result<Arc<Object>> {
+        let user = self.user() == Some(CKU_USER);
+        let o = self.objects.read().unwrap_or_else(|e| e.into_inner());
+        match o.live.get(&h) {
+            Some(obj) if user || !obj.is_private() => Ok(obj.clone()),
+            _ => bail!(CKR_OBJECT_HANDLE_INVALID, "no object {h}"),
+        }
+    }
+
+    /// Handles of visible objects matching `template`, in handle order.
+    pub fn find(&self, template: &Attributes) -> Result<Vec<CK_OBJECT_HANDLE>> {
+        self.refresh()?;
+        let user = self.user() == Some(CKU_USER);
+        let o = self.objects.read().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<_> = o
+            .live
+            .values()
+            .filter(|obj| (user || !obj.is_private()) && obj.matches(template))
+            .map(|obj| obj.handle)
+            .collect();
+        found.sort_unstable();
+        Ok(found)
+    }
+
+    /// Checks the session may create or change an object with these attributes.
+    fn check_write(&self, attrs: &Attributes, rw: bool) -> Result<()> {
+        let token = attrs.bool_or(CKA_TOKEN, false)?;
+        let private = attrs.bool_or(CKA_PRIVATE, false)?;
+        if token && !rw {
+            bail!(CKR_SESSION_READ_ONLY, "token objects need a R/W session");
+        }
+        if private && self.user() != Some(CKU_USER) {
+            bail!(
+                CKR_USER_NOT_LOGGED_IN,
+                "private objects need the user logged in"
+            );
+        }
+        Ok(())
+    }
+
+    /// Adds a new object built from checked attributes.
+    pub fn insert(
+        &self,
+        attrs: Attributes,
+        session: CK_SESSION_HANDLE,
+        rw: bool,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        self.check_write(&attrs, rw)?;
+        if !attrs.bool_or(CKA_TOKEN, false)? {
+            let h = self.next_handle();
+            let obj = Object::new(h, attrs, None, Some(session), true);
+            self.objects
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .live
+                .insert(h, Arc::new(obj));
+            return Ok(h);
+        }
+        let id = LocalStore::new_object_id();
+        let h = self.next_handle();
+        self.persist(&id, attrs, h)?;
+        Ok(h)
+    }
+
+    /// Writes a token object to the store and installs it under handle `h`.
+    fn persist(&self, id: &ObjectId, attrs: Attributes, h: CK_OBJECT_HANDLE) -> Result<()> {
+        let (class, _) = object::class_of(&attrs)?;
+        let private = attrs.bool_or(CKA_PRIVATE, false)?;
+        let has_secret = attrs.iter().any(|(t, _)| object::is_secret(class, t));
+        let rec = if private || has_secret {
+            let mk = self.master().ok_or_else(|| {
+                Error::new(CKR_USER_NOT_LOGGED_IN, "storing key material needs a login")
+            })?;
+            let plain = if private {
+                Vec::new()
+            } else {
+                object::encode(&attrs, |t| !object::is_secret(class, t)).to_vec()
+            };
+            let secret = object::encode(&attrs, |t| private || object::is_secret(class, t));
+            ObjectRecord {
+                id: id.clone(),
+                private,
+                plain,
+                sealed: mk.seal(id.0.as_bytes(), &secret),
+            }
+        } else {
+            ObjectRecord {
+                id: id.clone(),
+                private,
+                plain: object::encode(&attrs, |_| true).to_vec(),
+                sealed: Vec::new(),
+            }
+        };
+        let stamp = self.store.put_object(&rec).map_err(store_err)?;
+        let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        o.stamps.insert(id.clone(), stamp);
+        if rec.sealed.is_empty() {
+            o.sealed.remove(id);
+        } else {
+            o.sealed.insert(id.clone(), rec);
+        }
+        o.by_store.insert(id.clone(), h);
+        o.live.insert(
+            h,
+            Arc::new(Object::new(h, attrs, Some(id.clone()), None, true)),
+        );
+        Ok(())
+    }
+
+    /// `C_SetAttributeValue`.
+    pub fn update(&self, h: CK_OBJECT_HANDLE, changes: &Attributes, rw: bool) -> Result<()> {
+        let obj = self.object(h)?;
+        if !obj.complete {
+            bail!(CKR_USER_NOT_LOGGED_IN, "object is sealed until C_Login");
+        }
+        let attrs = object::apply_changes(&obj.attrs, changes, self.user() == Some(CKU_SO))?;
+        self.check_write(&attrs, rw)?;
+        match &obj.store_id {
+            Some(id) => self.persist(id, attrs, h),
+            None => {
+                let new = Object::new(h, attrs, None, obj.owner, true);
+                self.objects
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .live
+                    .insert(h, Arc::new(new));
+                Ok(())
+            }
+        }
+    }
+
+    /// `C_CopyObject`.
+    pub fn copy(
+        &self,
+        h: CK_OBJECT_HANDLE,
+        template: &Attributes,
+        session: CK_SESSION_HANDLE,
+        rw: bool,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let obj = self.object(h)?;
+        if !obj.complete {
+            bail!(CKR_USER_NOT_LOGGED_IN, "object is sealed until C_Login");
+        }
+        let attrs = object::apply_copy(&obj.attrs, template)?;
+        self.insert(attrs, session, rw)
+    }
+
+    /// `C_DestroyObject`.
+    pub fn destroy(&self, h: CK_OBJECT_HANDLE, rw: bool) -> Result<()> {
+        let obj = self.object(h)?;
+        if !obj.flag(CKA_DESTROYABLE) && obj.attrs.has(CKA_DESTROYABLE) {
+            bail!(
+                CKR_ACTION_PROHIBITED,
+                "the object has CKA_DESTROYABLE=false"
+            );
+        }
+        if let Some(id) = &obj.store_id {
+            if !rw {
+                bail!(CKR_SESSION_READ_ONLY, "token objects need a R/W session");
+            }
+            self.store.delete_object(id).map_err(store_err)?;
+            let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+            Self::forget_stored(&mut o, id);
+        } else {
+            self.objects
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .live
+                .remove(&h);
+        }
+        Ok(())
+    }
+
+    /// Builds and inserts a new object from a template and mechanism output.
+    pub fn create(
+        &self,
+        template: &Attributes,
+        generated: &Attributes,
+        origin: Origin,
+        session: CK_SESSION_HANDLE,
+        rw: bool,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let attrs = object::build(template, generated, origin)?;
+        self.insert(attrs, session, rw)
+    }
+}
