@@ -413,6 +413,31 @@ fn every_rewrite_gets_a_new_stamp_even_in_a_tight_loop() {
     }
 }
 
+/// Freed inode numbers are reused at once on ext4 and coarse clocks tick every
+/// few ms, so a stamp could repeat unless each version's mtime is strictly later
+/// than the one it replaces. A file dated in the future must not make a rewrite
+/// go back in time.
+#[test]
+fn a_rewrite_is_dated_after_the_version_it_replaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let id = LocalStore::new_object_id();
+    let rec = record(&id, false, b"x", b"");
+    store.put_object(&rec).unwrap();
+    let path = tmp.path().join("objects").join(format!("{}.obj", id.0));
+    let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    let old = store.load_all().unwrap()[0].1;
+    let new = store.put_object(&rec).unwrap();
+    assert_ne!(old, new);
+    assert!(fs::metadata(&path).unwrap().modified().unwrap() > future);
+}
+
 #[test]
 fn generation_counts_every_write() {
     let tmp = tempfile::tempdir().unwrap();
@@ -643,4 +668,41 @@ fn default_kdf_login_timing() {
         store.login_so(SO).unwrap();
     }
     eprintln!("one login: {:?}", t.elapsed() / 5);
+}
+
+/// Not a pass/fail check: prints the cost of `load_all`, `changes_since` and
+/// `generation` on 10,000 objects.
+/// `cargo test -p hsmux-backends --release -- --ignored --nocapture ten_thousand`
+#[test]
+#[ignore]
+fn ten_thousand_objects_timing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let t = std::time::Instant::now();
+    for i in 0..10_000u32 {
+        let id = LocalStore::new_object_id();
+        let plain = vec![i as u8; 300];
+        store
+            .put_object(&record(&id, true, &plain, &[7u8; 180]))
+            .unwrap();
+    }
+    eprintln!("10k put_object: {:?}", t.elapsed());
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        all = open(tmp.path()).load_all().unwrap();
+        eprintln!("load_all of {}: {:?}", all.len(), t.elapsed());
+    }
+    let known: HashMap<ObjectId, Stamp> = all.into_iter().map(|(r, s)| (r.id, s)).collect();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let changes = store.changes_since(&known).unwrap();
+        assert!(changes.updated.is_empty() && changes.removed.is_empty());
+        eprintln!("changes_since with nothing changed: {:?}", t.elapsed());
+    }
+    let t = std::time::Instant::now();
+    for _ in 0..1000 {
+        store.generation().unwrap();
+    }
+    eprintln!("generation(): {:?}", t.elapsed() / 1000);
 }

@@ -403,11 +403,12 @@ impl LocalStore {
     pub fn changes_since(&self, known: &HashMap<ObjectId, Stamp>) -> StoreResult<Changes> {
         let mut changes = Changes::default();
         let mut present = HashSet::new();
-        for (id, path) in self.list_objects()? {
-            let stamp = match fs::symlink_metadata(&path) {
+        for (id, entry) in self.list_objects()? {
+            // fstatat relative to the open directory: no path walk per object.
+            let stamp = match entry.metadata() {
                 Ok(m) => Stamp::of(&m),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_at(&path)(e)),
+                Err(e) => return Err(io_at(&entry.path())(e)),
             };
             if known.get(&id) != Some(&stamp) {
                 match self.read_object(&id)? {
@@ -532,7 +533,7 @@ impl LocalStore {
     }
 
     /// Object files present now, sorted by id; anything else in the directory is ignored.
-    fn list_objects(&self) -> StoreResult<Vec<(ObjectId, PathBuf)>> {
+    fn list_objects(&self) -> StoreResult<Vec<(ObjectId, fs::DirEntry)>> {
         let mut out = Vec::new();
         let rd = fs::read_dir(&self.objects).map_err(io_at(&self.objects))?;
         for entry in rd {
@@ -542,7 +543,7 @@ impl LocalStore {
                 continue;
             };
             if valid_id(stem) {
-                out.push((ObjectId(stem.to_owned()), entry.path()));
+                out.push((ObjectId(stem.to_owned()), entry));
             }
         }
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -744,9 +745,11 @@ fn clean_label(label: &str) -> String {
     label[..end].to_owned()
 }
 
-/// Reads a whole file whose size is known, in one allocation.
+/// Reads a file whose size is known. Object files are never written in place
+/// (only replaced by rename), so the size from `fstat` of the open descriptor
+/// is final; one `read` usually suffices.
 fn read_exact_len(file: &mut File, len: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(len as usize + 1);
-    file.read_to_end(&mut buf)?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact(&mut buf)?;
     Ok(buf)
 }
