@@ -706,3 +706,57 @@ fn ten_thousand_objects_timing() {
     }
     eprintln!("generation(): {:?}", t.elapsed() / 1000);
 }
+
+#[test]
+fn store_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<LocalStore>();
+    check::<MasterKey>();
+}
+
+const CHILD_DIR_ENV: &str = "HSMUX_STORE_TEST_CHILD_DIR";
+
+/// Body of the child processes of `separate_processes_share_one_token`; does
+/// nothing when run on its own.
+#[test]
+#[ignore]
+fn child_process_writer() {
+    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
+        return;
+    };
+    let store = open(Path::new(&dir));
+    for i in 0..30u32 {
+        let id = LocalStore::new_object_id();
+        store
+            .put_object(&record(&id, false, &i.to_le_bytes(), b""))
+            .unwrap();
+        if i % 10 == 0 {
+            assert!(matches!(
+                store.login_user(b"wrong"),
+                Err(StoreError::PinIncorrect)
+            ));
+        }
+    }
+}
+
+#[test]
+fn separate_processes_share_one_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ready(tmp.path());
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "child_process_writer", "--ignored", "--quiet"])
+                .env(CHILD_DIR_ENV, tmp.path())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_eq!(store.load_all().unwrap().len(), 90);
+    assert_eq!(store.meta().unwrap().user_pin_failures, 9);
+}
