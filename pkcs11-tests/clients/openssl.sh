@@ -3,6 +3,7 @@
 # by PKCS#11 URI verified by plain OpenSSL, RSA decryption, self-signed certificates, and
 # TLS 1.3 / 1.2 servers (s_server) whose key stays in the token.
 # Usage: pkcs11-tests/clients/openssl.sh   (MODULE=/path/to/module.so to override)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_module

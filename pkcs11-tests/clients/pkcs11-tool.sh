@@ -3,6 +3,7 @@
 # listing, sign/verify per mechanism (cross-checked with OpenSSL), encryption, objects,
 # pkcs11-tool's own --test, --test-ec, --test-fork and --moz-cert, and negative checks.
 # Usage: pkcs11-tests/clients/pkcs11-tool.sh   (MODULE=/path/to/module.so to override)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_module
