@@ -23,7 +23,7 @@ run() { # print the command, then run it bounded in time
 on_error() {
     local rc=$?
     echo
-    echo "demo FAILED at scripts/demo.sh line ${BASH_LINENO[0]} (exit status $rc)" >&2
+    echo "demo FAILED (exit status $rc) running: $BASH_COMMAND" >&2
 }
 trap on_error ERR
 
