@@ -1,0 +1,804 @@
+//! `CKM_*` values and their parameters, parsed once from the C `CK_MECHANISM`.
+
+use crate::{bail, Error, Result};
+use cryptoki_sys::*;
+use std::mem::size_of;
+
+/// One of the SHA-family hashes PKCS#11 names in mechanisms and parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HashAlg {
+    /// SHA-1 (20 bytes).
+    Sha1,
+    /// SHA-224 (28 bytes).
+    Sha224,
+    /// SHA-256 (32 bytes).
+    Sha256,
+    /// SHA-384 (48 bytes).
+    Sha384,
+    /// SHA-512 (64 bytes).
+    Sha512,
+}
+
+impl HashAlg {
+    /// The hash named by a digest mechanism (`CKM_SHA256` …), as used in `hashAlg` fields.
+    pub fn from_ckm(t: CK_MECHANISM_TYPE) -> Option<HashAlg> {
+        Some(match t {
+            CKM_SHA_1 => HashAlg::Sha1,
+            CKM_SHA224 => HashAlg::Sha224,
+            CKM_SHA256 => HashAlg::Sha256,
+            CKM_SHA384 => HashAlg::Sha384,
+            CKM_SHA512 => HashAlg::Sha512,
+            _ => return None,
+        })
+    }
+    /// The hash of an MGF1 generator (`CKG_MGF1_SHA256` …).
+    pub fn from_mgf(g: CK_RSA_PKCS_MGF_TYPE) -> Option<HashAlg> {
+        Some(match g {
+            CKG_MGF1_SHA1 => HashAlg::Sha1,
+            CKG_MGF1_SHA224 => HashAlg::Sha224,
+            CKG_MGF1_SHA256 => HashAlg::Sha256,
+            CKG_MGF1_SHA384 => HashAlg::Sha384,
+            CKG_MGF1_SHA512 => HashAlg::Sha512,
+            _ => return None,
+        })
+    }
+    /// The digest mechanism of this hash.
+    pub fn ckm(self) -> CK_MECHANISM_TYPE {
+        match self {
+            HashAlg::Sha1 => CKM_SHA_1,
+            HashAlg::Sha224 => CKM_SHA224,
+            HashAlg::Sha256 => CKM_SHA256,
+            HashAlg::Sha384 => CKM_SHA384,
+            HashAlg::Sha512 => CKM_SHA512,
+        }
+    }
+    /// Output length in bytes.
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha224 => 28,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
+    }
+    /// Internal block length in bytes (the HMAC key block).
+    pub fn block_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 | HashAlg::Sha224 | HashAlg::Sha256 => 64,
+            HashAlg::Sha384 | HashAlg::Sha512 => 128,
+        }
+    }
+    /// The DER `DigestInfo` header that precedes the hash in PKCS#1 v1.5 signatures.
+    pub fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            HashAlg::Sha1 => &[
+                0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+                0x14,
+            ],
+            HashAlg::Sha224 => &[
+                0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x04, 0x05, 0x00, 0x04, 0x1c,
+            ],
+            HashAlg::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            HashAlg::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x02, 0x05, 0x00, 0x04, 0x30,
+            ],
+            HashAlg::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+}
+
+/// `CK_RSA_PKCS_PSS_PARAMS`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PssParams {
+    /// Hash of the message (and the length the raw mechanism expects as input).
+    pub hash: HashAlg,
+    /// Hash of MGF1.
+    pub mgf: HashAlg,
+    /// Salt length in bytes.
+    pub salt_len: usize,
+}
+
+/// `CK_RSA_PKCS_OAEP_PARAMS`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OaepParams {
+    /// Hash of the label.
+    pub hash: HashAlg,
+    /// Hash of MGF1.
+    pub mgf: HashAlg,
+    /// The label (`CKZ_DATA_SPECIFIED` source data); empty when none.
+    pub label: Vec<u8>,
+}
+
+/// `CK_GCM_PARAMS`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GcmParams {
+    /// The IV, 1..=256 bytes.
+    pub iv: Vec<u8>,
+    /// Additional authenticated data.
+    pub aad: Vec<u8>,
+    /// Tag length in bytes (0..=16), appended to the ciphertext.
+    pub tag_len: usize,
+}
+
+/// `CK_AES_CTR_PARAMS`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CtrParams {
+    /// How many low-order bits of `cb` are the counter (1..=128).
+    pub counter_bits: u32,
+    /// The initial counter block.
+    pub cb: [u8; 16],
+}
+
+/// `CK_ECDH1_DERIVE_PARAMS`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EcdhParams {
+    /// `CKD_NULL` or one of the `CKD_SHA*_KDF`.
+    pub kdf: CK_EC_KDF_TYPE,
+    /// KDF shared info (empty for `CKD_NULL`).
+    pub shared_data: Vec<u8>,
+    /// The peer's public point, as the caller sent it (raw or DER OCTET STRING).
+    pub public_data: Vec<u8>,
+}
+
+/// A supported mechanism with its owned, parsed parameters: one variant per `CKM_*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// `CKM_SHA_1`
+    Sha1,
+    /// `CKM_SHA224`
+    Sha224,
+    /// `CKM_SHA256`
+    Sha256,
+    /// `CKM_SHA384`
+    Sha384,
+    /// `CKM_SHA512`
+    Sha512,
+    /// `CKM_ECDSA`: the input is already a hash.
+    Ecdsa,
+    /// `CKM_ECDSA_SHA1`
+    EcdsaSha1,
+    /// `CKM_ECDSA_SHA224`
+    EcdsaSha224,
+    /// `CKM_ECDSA_SHA256`
+    EcdsaSha256,
+    /// `CKM_ECDSA_SHA384`
+    EcdsaSha384,
+    /// `CKM_ECDSA_SHA512`
+    EcdsaSha512,
+    /// `CKM_RSA_PKCS`: PKCS#1 v1.5 without hashing (sign) or type-2 padding (encrypt).
+    RsaPkcs,
+    /// `CKM_SHA1_RSA_PKCS`
+    Sha1RsaPkcs,
+    /// `CKM_SHA224_RSA_PKCS`
+    Sha224RsaPkcs,
+    /// `CKM_SHA256_RSA_PKCS`
+    Sha256RsaPkcs,
+    /// `CKM_SHA384_RSA_PKCS`
+    Sha384RsaPkcs,
+    /// `CKM_SHA512_RSA_PKCS`
+    Sha512RsaPkcs,
+    /// `CKM_RSA_PKCS_PSS`: the input is already a hash.
+    RsaPkcsPss(PssParams),
+    /// `CKM_SHA1_RSA_PKCS_PSS`
+    Sha1RsaPkcsPss(PssParams),
+    /// `CKM_SHA224_RSA_PKCS_PSS`
+    Sha224RsaPkcsPss(PssParams),
+    /// `CKM_SHA256_RSA_PKCS_PSS`
+    Sha256RsaPkcsPss(PssParams),
+    /// `CKM_SHA384_RSA_PKCS_PSS`
+    Sha384RsaPkcsPss(PssParams),
+    /// `CKM_SHA512_RSA_PKCS_PSS`
+    Sha512RsaPkcsPss(PssParams),
+    /// `CKM_RSA_PKCS_OAEP`
+    RsaPkcsOaep(OaepParams),
+    /// `CKM_RSA_X_509`: raw RSA.
+    RsaX509,
+    /// `CKM_SHA_1_HMAC`
+    Sha1Hmac,
+    /// `CKM_SHA224_HMAC`
+    Sha224Hmac,
+    /// `CKM_SHA256_HMAC`
+    Sha256Hmac,
+    /// `CKM_SHA384_HMAC`
+    Sha384Hmac,
+    /// `CKM_SHA512_HMAC`
+    Sha512Hmac,
+    /// `CKM_AES_GCM`
+    AesGcm(GcmParams),
+    /// `CKM_AES_CBC_PAD` with its IV.
+    AesCbcPad([u8; 16]),
+    /// `CKM_AES_CBC` with its IV.
+    AesCbc([u8; 16]),
+    /// `CKM_AES_ECB`
+    AesEcb,
+    /// `CKM_AES_CTR`
+    AesCtr(CtrParams),
+    /// `CKM_AES_CMAC` (full 16-byte MAC).
+    AesCmac,
+    /// `CKM_AES_KEY_WRAP` (RFC 3394) with an optional alternative IV.
+    AesKeyWrap(Option<[u8; 8]>),
+    /// `CKM_AES_KEY_WRAP_KWP` (RFC 5649) with an optional alternative IV.
+    AesKeyWrapKwp(Option<[u8; 4]>),
+    /// `CKM_EDDSA` (pure Ed25519; no prehash, no context).
+    EdDsa,
+    /// `CKM_ECDH1_DERIVE`
+    Ecdh1Derive(EcdhParams),
+    /// `CKM_ECDH1_COFACTOR_DERIVE`
+    Ecdh1CofactorDerive(EcdhParams),
+    /// `CKM_RSA_PKCS_KEY_PAIR_GEN`
+    RsaPkcsKeyPairGen,
+    /// `CKM_EC_KEY_PAIR_GEN`
+    EcKeyPairGen,
+    /// `CKM_EC_EDWARDS_KEY_PAIR_GEN`
+    EcEdwardsKeyPairGen,
+    /// `CKM_AES_KEY_GEN`
+    AesKeyGen,
+    /// `CKM_GENERIC_SECRET_KEY_GEN`
+    GenericSecretKeyGen,
+}
+
+/// Reads a parameter struct of exactly `size_of::<T>()` bytes.
+///
+/// # Safety
+/// `m.pParameter`, when not null, must point to `m.ulParameterLen` readable bytes.
+unsafe fn param_struct<T: Copy>(m: &CK_MECHANISM) -> Result<T> {
+    if m.pParameter.is_null() || m.ulParameterLen as usize != size_of::<T>() {
+        bail!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "mechanism {:#x} needs a {}-byte parameter, got {} bytes{}",
+            m.mechanism,
+            size_of::<T>(),
+            m.ulParameterLen,
+            if m.pParameter.is_null() {
+                " (null)"
+            } else {
+                ""
+            }
+        );
+    }
+    // SAFETY: non-null and the caller vouches for ulParameterLen == size_of::<T>() readable
+    // bytes; read_unaligned because C callers need not align the struct for us.
+    Ok(unsafe { std::ptr::read_unaligned(m.pParameter as *const T) })
+}
+
+/// Copies a (pointer, length) buffer out of a parameter struct.
+///
+/// # Safety
+/// `ptr`, when not null, must point to `len` readable bytes.
+unsafe fn param_bytes(ptr: *const u8, len: CK_ULONG, what: &str) -> Result<Vec<u8>> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if ptr.is_null() || len > isize::MAX as CK_ULONG {
+        bail!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "{what}: null pointer or absurd length {len}"
+        );
+    }
+    // SAFETY: non-null, length in range, and the caller vouches for `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len as usize) }.to_vec())
+}
+
+/// Reads a fixed-size byte parameter (an IV), which may be optional.
+///
+/// # Safety
+/// `m.pParameter`, when not null, must point to `m.ulParameterLen` readable bytes.
+unsafe fn param_array<const N: usize>(m: &CK_MECHANISM, optional: bool) -> Result<Option<[u8; N]>> {
+    if optional && (m.pParameter.is_null() || m.ulParameterLen == 0) {
+        return Ok(None);
+    }
+    if m.pParameter.is_null() || m.ulParameterLen as usize != N {
+        bail!(
+            CKR_MECHANISM_PARAM_INVALID,
+            "mechanism {:#x} needs a {N}-byte parameter, got {}",
+            m.mechanism,
+            m.ulParameterLen
+        );
+    }
+    // SAFETY: non-null with exactly N readable bytes, as the caller vouches.
+    Ok(Some(unsafe {
+        std::ptr::read_unaligned(m.pParameter as *const [u8; N])
+    }))
+}
+
+/// The PKCS#11 v2.30 layout of `CK_GCM_PARAMS` (no `ulIvBits`), still sent by old clients.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GcmParamsV230 {
+    p_iv: *mut CK_BYTE,
+    ul_iv_len: CK_ULONG,
+    p_aad: *mut CK_BYTE,
+    ul_aad_len: CK_ULONG,
+    ul_tag_bits: CK_ULONG,
+}
+
+fn pss_params(p: CK_RSA_PKCS_PSS_PARAMS, expect: Option<HashAlg>) -> Result<PssParams> {
+    let hash = HashAlg::from_ckm(p.hashAlg).ok_or_else(|| {
+        Error::new(
+            CKR_MECHANISM_PARAM_INVALID,
+            format!("PSS hashAlg {:#x} unsupported", p.hashAlg),
+        )
+    })?;
+    if let Some(e) = expect {
+        if e != hash {
+            bail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "PSS hashAlg {:#x} does not match the mechanism's hash",
+                p.hashAlg
+            );
+        }
+    }
+    let mgf = HashAlg::from_mgf(p.mgf).ok_or_else(|| {
+        Error::new(
+            CKR_MECHANISM_PARAM_INVALID,
+            format!("PSS mgf {:#x} unsupported", p.mgf),
+        )
+    })?;
+    // Larger than any modulus we accept; the exact bound depends on the key, checked at init.
+    if p.sLen > 2048 {
+        bail!(CKR_MECHANISM_PARAM_INVALID, "PSS sLen {} too large", p.sLen);
+    }
+    Ok(PssParams {
+        hash,
+        mgf,
+        salt_len: p.sLen as usize,
+    })
+}
+
+impl Mechanism {
+    /// Parses a C `CK_MECHANISM`.
+    ///
+    /// # Safety
+    /// `m`, when not null, must point to a valid `CK_MECHANISM` whose `pParameter` (when not
+    /// null) points to `ulParameterLen` readable bytes, and any pointers inside the parameter
+    /// struct point to as many readable bytes as their length fields say.
+    pub unsafe fn from_raw(m: *const CK_MECHANISM) -> Result<Mechanism> {
+        if m.is_null() {
+            bail!(CKR_ARGUMENTS_BAD, "mechanism pointer is null");
+        }
+        // SAFETY: non-null, and the caller vouches that it points to a CK_MECHANISM.
+        let m = unsafe { std::ptr::read_unaligned(m) };
+        let t = m.mechanism;
+        let hashed_pss = |h: HashAlg| -> Result<PssParams> {
+            // SAFETY: forwarded caller guarantee on m.pParameter.
+            pss_params(unsafe { param_struct(&m) }?, Some(h))
+        };
+        Ok(match t {
+            CKM_RSA_PKCS_PSS => {
+                // SAFETY: forwarded caller guarantee on m.pParameter.
+                Mechanism::RsaPkcsPss(pss_params(unsafe { param_struct(&m) }?, None)?)
+            }
+            CKM_SHA1_RSA_PKCS_PSS => Mechanism::Sha1RsaPkcsPss(hashed_pss(HashAlg::Sha1)?),
+            CKM_SHA224_RSA_PKCS_PSS => Mechanism::Sha224RsaPkcsPss(hashed_pss(HashAlg::Sha224)?),
+            CKM_SHA256_RSA_PKCS_PSS => Mechanism::Sha256RsaPkcsPss(hashed_pss(HashAlg::Sha256)?),
+            CKM_SHA384_RSA_PKCS_PSS => Mechanism::Sha384RsaPkcsPss(hashed_pss(HashAlg::Sha384)?),
+            CKM_SHA512_RSA_PKCS_PSS => Mechanism::Sha512RsaPkcsPss(hashed_pss(HashAlg::Sha512)?),
+            CKM_RSA_PKCS_OAEP => {
+                // SAFETY: forwarded caller guarantee on m.pParameter.
+                let p: CK_RSA_PKCS_OAEP_PARAMS = unsafe { param_struct(&m) }?;
+                let hash = HashAlg::from_ckm(p.hashAlg).ok_or_else(|| {
+                    Error::new(
+                        CKR_MECHANISM_PARAM_INVALID,
+                        format!("OAEP hashAlg {:#x} unsupported", p.hashAlg),
+                    )
+                })?;
+                let mgf = HashAlg::from_mgf(p.mgf).ok_or_else(|| {
+                    Error::new(
+                        CKR_MECHANISM_PARAM_INVALID,
+                        format!("OAEP mgf {:#x} unsupported", p.mgf),
+                    )
+                })?;
+                // Some clients send source 0 when there is no label; accept that too.
+                let label = match p.source {
+                    CKZ_DATA_SPECIFIED => {
+                        // SAFETY: the caller vouches for ulSourceDataLen bytes at pSourceData.
+                        unsafe {
+                            param_bytes(
+                                p.pSourceData as *const u8,
+                                p.ulSourceDataLen,
+                                "OAEP source data",
+                            )
+                        }?
+                    }
+                    0 if p.ulSourceDataLen == 0 => Vec::new(),
+                    s => bail!(
+                        CKR_MECHANISM_PARAM_INVALID,
+                        "OAEP source {s:#x} unsupported"
+                    ),
+                };
+                Mechanism::RsaPkcsOaep(OaepParams { hash, mgf, label })
+            }
+            CKM_AES_GCM => {
+                let (iv_ptr, iv_len, aad_ptr, aad_len, tag_bits) =
+                    if m.ulParameterLen as usize == size_of::<GcmParamsV230>() {
+                        // SAFETY: forwarded caller guarantee on m.pParameter.
+                        let p: GcmParamsV230 = unsafe { param_struct(&m) }?;
+                        (p.p_iv, p.ul_iv_len, p.p_aad, p.ul_aad_len, p.ul_tag_bits)
+                    } else {
+                        // SAFETY: forwarded caller guarantee on m.pParameter.
+                        let p: CK_GCM_PARAMS = unsafe { param_struct(&m) }?;
+                        (p.pIv, p.ulIvLen, p.pAAD, p.ulAADLen, p.ulTagBits)
+                    };
+                if iv_len == 0 || iv_len > 256 {
+                    bail!(CKR_MECHANISM_PARAM_INVALID, "GCM IV length {iv_len}");
+                }
+                if tag_bits > 128 || tag_bits % 8 != 0 {
+                    bail!(CKR_MECHANISM_PARAM_INVALID, "GCM tag bits {tag_bits}");
+                }
+                // SAFETY: the caller vouches for the lengths of pIv and pAAD.
+                let iv = unsafe { param_bytes(iv_ptr, iv_len, "GCM IV") }?;
+                // SAFETY: as above.
+                let aad = unsafe { param_bytes(aad_ptr, aad_len, "GCM AAD") }?;
+                Mechanism::AesGcm(GcmParams {
+                    iv,
+                    aad,
+                    tag_len: (tag_bits / 8) as usize,
+                })
+            }
+            CKM_AES_CBC_PAD | CKM_AES_CBC => {
+                // SAFETY: forwarded caller guarantee on m.pParameter.
+                let iv = unsafe { param_array::<16>(&m, false) }?
+                    .ok_or_else(|| Error::rv(CKR_MECHANISM_PARAM_INVALID))?;
+                if t == CKM_AES_CBC {
+                    Mechanism::AesCbc(iv)
+                } else {
+                    Mechanism::AesCbcPad(iv)
+                }
+            }
+            CKM_AES_CTR => {
+                // SAFETY: forwarded caller guarantee on m.pParameter.
+                let p: CK_AES_CTR_PARAMS = unsafe { param_struct(&m) }?;
+                if p.ulCounterBits == 0 || p.ulCounterBits > 128 {
+                    bail!(
+                        CKR_MECHANISM_PARAM_INVALID,
+                        "CTR counter bits {}",
+                        p.ulCounterBits
+                    );
+                }
+                Mechanism::AesCtr(CtrParams {
+                    counter_bits: p.ulCounterBits as u32,
+                    cb: p.cb,
+                })
+            }
+            CKM_AES_KEY_WRAP => {
+                // SAFETY: forwarded caller guarantee on m.pParameter.
+                Mechanism::AesKeyWrap(unsafe { param_array::<8>(&m, true) }?)
+            }
+            CKM_AES_KEY_WRAP_KWP => {
+                // SAFETY: forwarded caller guarantee on m.pParameter.
+                Mechanism::AesKeyWrapKwp(unsafe { param_array::<4>(&m, true) }?)
+            }
+            CKM_EDDSA => {
+                if !m.pParameter.is_null() && m.ulParameterLen != 0 {
+                    // SAFETY: forwarded caller guarantee on m.pParameter.
+                    let p: CK_EDDSA_PARAMS = unsafe { param_struct(&m) }?;
+                    // OpenSSL 3.0 has no Ed25519ph/Ed25519ctx through EVP.
+                    if p.phFlag != CK_FALSE || p.ulContextDataLen != 0 {
+                        bail!(
+                            CKR_MECHANISM_PARAM_INVALID,
+                            "Ed25519ph / Ed25519ctx are not supported"
+                        );
+                    }
+                }
+                Mechanism::EdDsa
+            }
+            CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE => {
+                // SAFETY: forwarded caller guarantee on m.pParameter.
+                let p: CK_ECDH1_DERIVE_PARAMS = unsafe { param_struct(&m) }?;
+                // SAFETY: the caller vouches for the lengths of the two buffers.
+                let shared_data =
+                    unsafe { param_bytes(p.pSharedData, p.ulSharedDataLen, "ECDH shared data") }?;
+                // SAFETY: as above.
+                let public_data =
+                    unsafe { param_bytes(p.pPublicData, p.ulPublicDataLen, "ECDH public data") }?;
+                if public_data.is_empty() {
+                    bail!(CKR_MECHANISM_PARAM_INVALID, "ECDH peer public data missing");
+                }
+                match p.kdf {
+                    CKD_NULL if shared_data.is_empty() => {}
+                    CKD_SHA1_KDF | CKD_SHA224_KDF | CKD_SHA256_KDF | CKD_SHA384_KDF
+                    | CKD_SHA512_KDF => {}
+                    k => bail!(
+                        CKR_MECHANISM_PARAM_INVALID,
+                        "ECDH kdf {k:#x} (or CKD_NULL with shared data) unsupported"
+                    ),
+                }
+                let p = EcdhParams {
+                    kdf: p.kdf,
+                    shared_data,
+                    public_data,
+                };
+                if t == CKM_ECDH1_DERIVE {
+                    Mechanism::Ecdh1Derive(p)
+                } else {
+                    Mechanism::Ecdh1CofactorDerive(p)
+                }
+            }
+            // Parameterless mechanisms ignore whatever parameter a client sends, as other
+            // modules do: there is nothing in it we could misread.
+            other => Mechanism::from_type(other)?,
+        })
+    }
+
+    /// The mechanism for a `CKM_*` that takes no parameter.
+    ///
+    /// Mechanisms that need parameters are `CKR_MECHANISM_PARAM_INVALID`; unknown ones
+    /// `CKR_MECHANISM_INVALID`.
+    pub fn from_type(t: CK_MECHANISM_TYPE) -> Result<Mechanism> {
+        Ok(match t {
+            CKM_SHA_1 => Mechanism::Sha1,
+            CKM_SHA224 => Mechanism::Sha224,
+            CKM_SHA256 => Mechanism::Sha256,
+            CKM_SHA384 => Mechanism::Sha384,
+            CKM_SHA512 => Mechanism::Sha512,
+            CKM_ECDSA => Mechanism::Ecdsa,
+            CKM_ECDSA_SHA1 => Mechanism::EcdsaSha1,
+            CKM_ECDSA_SHA224 => Mechanism::EcdsaSha224,
+            CKM_ECDSA_SHA256 => Mechanism::EcdsaSha256,
+            CKM_ECDSA_SHA384 => Mechanism::EcdsaSha384,
+            CKM_ECDSA_SHA512 => Mechanism::EcdsaSha512,
+            CKM_RSA_PKCS => Mechanism::RsaPkcs,
+            CKM_SHA1_RSA_PKCS => Mechanism::Sha1RsaPkcs,
+            CKM_SHA224_RSA_PKCS => Mechanism::Sha224RsaPkcs,
+            CKM_SHA256_RSA_PKCS => Mechanism::Sha256RsaPkcs,
+            CKM_SHA384_RSA_PKCS => Mechanism::Sha384RsaPkcs,
+            CKM_SHA512_RSA_PKCS => Mechanism::Sha512RsaPkcs,
+            CKM_RSA_X_509 => Mechanism::RsaX509,
+            CKM_SHA_1_HMAC => Mechanism::Sha1Hmac,
+            CKM_SHA224_HMAC => Mechanism::Sha224Hmac,
+            CKM_SHA256_HMAC => Mechanism::Sha256Hmac,
+            CKM_SHA384_HMAC => Mechanism::Sha384Hmac,
+            CKM_SHA512_HMAC => Mechanism::Sha512Hmac,
+            CKM_AES_ECB => Mechanism::AesEcb,
+            CKM_AES_CMAC => Mechanism::AesCmac,
+            CKM_AES_KEY_WRAP => Mechanism::AesKeyWrap(None),
+            CKM_AES_KEY_WRAP_KWP => Mechanism::AesKeyWrapKwp(None),
+            CKM_EDDSA => Mechanism::EdDsa,
+            CKM_RSA_PKCS_KEY_PAIR_GEN => Mechanism::RsaPkcsKeyPairGen,
+            CKM_EC_KEY_PAIR_GEN => Mechanism::EcKeyPairGen,
+            CKM_EC_EDWARDS_KEY_PAIR_GEN => Mechanism::EcEdwardsKeyPairGen,
+            CKM_AES_KEY_GEN => Mechanism::AesKeyGen,
+            CKM_GENERIC_SECRET_KEY_GEN => Mechanism::GenericSecretKeyGen,
+            CKM_RSA_PKCS_PSS
+            | CKM_SHA1_RSA_PKCS_PSS
+            | CKM_SHA224_RSA_PKCS_PSS
+            | CKM_SHA256_RSA_PKCS_PSS
+            | CKM_SHA384_RSA_PKCS_PSS
+            | CKM_SHA512_RSA_PKCS_PSS
+            | CKM_RSA_PKCS_OAEP
+            | CKM_AES_GCM
+            | CKM_AES_CBC_PAD
+            | CKM_AES_CBC
+            | CKM_AES_CTR
+            | CKM_ECDH1_DERIVE
+            | CKM_ECDH1_COFACTOR_DERIVE => bail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "mechanism {t:#x} requires a parameter"
+            ),
+            _ => bail!(CKR_MECHANISM_INVALID, "mechanism {t:#x} is not supported"),
+        })
+    }
+
+    /// The `CKM_*` value.
+    pub fn mech_type(&self) -> CK_MECHANISM_TYPE {
+        match self {
+            Mechanism::Sha1 => CKM_SHA_1,
+            Mechanism::Sha224 => CKM_SHA224,
+            Mechanism::Sha256 => CKM_SHA256,
+            Mechanism::Sha384 => CKM_SHA384,
+            Mechanism::Sha512 => CKM_SHA512,
+            Mechanism::Ecdsa => CKM_ECDSA,
+            Mechanism::EcdsaSha1 => CKM_ECDSA_SHA1,
+            Mechanism::EcdsaSha224 => CKM_ECDSA_SHA224,
+            Mechanism::EcdsaSha256 => CKM_ECDSA_SHA256,
+            Mechanism::EcdsaSha384 => CKM_ECDSA_SHA384,
+            Mechanism::EcdsaSha512 => CKM_ECDSA_SHA512,
+            Mechanism::RsaPkcs => CKM_RSA_PKCS,
+            Mechanism::Sha1RsaPkcs => CKM_SHA1_RSA_PKCS,
+            Mechanism::Sha224RsaPkcs => CKM_SHA224_RSA_PKCS,
+            Mechanism::Sha256RsaPkcs => CKM_SHA256_RSA_PKCS,
+            Mechanism::Sha384RsaPkcs => CKM_SHA384_RSA_PKCS,
+            Mechanism::Sha512RsaPkcs => CKM_SHA512_RSA_PKCS,
+            Mechanism::RsaPkcsPss(_) => CKM_RSA_PKCS_PSS,
+            Mechanism::Sha1RsaPkcsPss(_) => CKM_SHA1_RSA_PKCS_PSS,
+            Mechanism::Sha224RsaPkcsPss(_) => CKM_SHA224_RSA_PKCS_PSS,
+            Mechanism::Sha256RsaPkcsPss(_) => CKM_SHA256_RSA_PKCS_PSS,
+            Mechanism::Sha384RsaPkcsPss(_) => CKM_SHA384_RSA_PKCS_PSS,
+            Mechanism::Sha512RsaPkcsPss(_) => CKM_SHA512_RSA_PKCS_PSS,
+            Mechanism::RsaPkcsOaep(_) => CKM_RSA_PKCS_OAEP,
+            Mechanism::RsaX509 => CKM_RSA_X_509,
+            Mechanism::Sha1Hmac => CKM_SHA_1_HMAC,
+            Mechanism::Sha224Hmac => CKM_SHA224_HMAC,
+            Mechanism::Sha256Hmac => CKM_SHA256_HMAC,
+            Mechanism::Sha384Hmac => CKM_SHA384_HMAC,
+            Mechanism::Sha512Hmac => CKM_SHA512_HMAC,
+            Mechanism::AesGcm(_) => CKM_AES_GCM,
+            Mechanism::AesCbcPad(_) => CKM_AES_CBC_PAD,
+            Mechanism::AesCbc(_) => CKM_AES_CBC,
+            Mechanism::AesEcb => CKM_AES_ECB,
+            Mechanism::AesCtr(_) => CKM_AES_CTR,
+            Mechanism::AesCmac => CKM_AES_CMAC,
+            Mechanism::AesKeyWrap(_) => CKM_AES_KEY_WRAP,
+            Mechanism::AesKeyWrapKwp(_) => CKM_AES_KEY_WRAP_KWP,
+            Mechanism::EdDsa => CKM_EDDSA,
+            Mechanism::Ecdh1Derive(_) => CKM_ECDH1_DERIVE,
+            Mechanism::Ecdh1CofactorDerive(_) => CKM_ECDH1_COFACTOR_DERIVE,
+            Mechanism::RsaPkcsKeyPairGen => CKM_RSA_PKCS_KEY_PAIR_GEN,
+            Mechanism::EcKeyPairGen => CKM_EC_KEY_PAIR_GEN,
+            Mechanism::EcEdwardsKeyPairGen => CKM_EC_EDWARDS_KEY_PAIR_GEN,
+            Mechanism::AesKeyGen => CKM_AES_KEY_GEN,
+            Mechanism::GenericSecretKeyGen => CKM_GENERIC_SECRET_KEY_GEN,
+        }
+    }
+
+    /// The hash a hash-then-sign (or digest, or HMAC) mechanism applies to the message, if any.
+    ///
+    /// Backends that sign a prehashed digest use this to hash locally first.
+    pub fn hash(&self) -> Option<HashAlg> {
+        Some(match self {
+            Mechanism::Sha1
+            | Mechanism::EcdsaSha1
+            | Mechanism::Sha1RsaPkcs
+            | Mechanism::Sha1RsaPkcsPss(_)
+            | Mechanism::Sha1Hmac => HashAlg::Sha1,
+            Mechanism::Sha224
+            | Mechanism::EcdsaSha224
+            | Mechanism::Sha224RsaPkcs
+            | Mechanism::Sha224RsaPkcsPss(_)
+            | Mechanism::Sha224Hmac => HashAlg::Sha224,
+            Mechanism::Sha256
+            | Mechanism::EcdsaSha256
+            | Mechanism::Sha256RsaPkcs
+            | Mechanism::Sha256RsaPkcsPss(_)
+            | Mechanism::Sha256Hmac => HashAlg::Sha256,
+            Mechanism::Sha384
+            | Mechanism::EcdsaSha384
+            | Mechanism::Sha384RsaPkcs
+            | Mechanism::Sha384RsaPkcsPss(_)
+            | Mechanism::Sha384Hmac => HashAlg::Sha384,
+            Mechanism::Sha512
+            | Mechanism::EcdsaSha512
+            | Mechanism::Sha512RsaPkcs
+            | Mechanism::Sha512RsaPkcsPss(_)
+            | Mechanism::Sha512Hmac => HashAlg::Sha512,
+            _ => return None,
+        })
+    }
+
+    /// The PSS parameters of a PSS mechanism.
+    pub fn pss_params(&self) -> Option<&PssParams> {
+        match self {
+            Mechanism::RsaPkcsPss(p)
+            | Mechanism::Sha1RsaPkcsPss(p)
+            | Mechanism::Sha224RsaPkcsPss(p)
+            | Mechanism::Sha256RsaPkcsPss(p)
+            | Mechanism::Sha384RsaPkcsPss(p)
+            | Mechanism::Sha512RsaPkcsPss(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// What `C_GetMechanismInfo` reports for one mechanism.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MechInfo {
+    /// Minimum key size (RSA/EC: bits; AES/HMAC/generic: bytes).
+    pub min_key: CK_ULONG,
+    /// Maximum key size, same unit.
+    pub max_key: CK_ULONG,
+    /// `CKF_*` operation flags.
+    pub flags: CK_FLAGS,
+}
+
+/// RSA modulus sizes (bits) we accept for operations and key generation.
+pub(crate) const RSA_MIN_BITS: usize = 1024;
+/// Upper RSA modulus size (bits).
+pub(crate) const RSA_MAX_BITS: usize = 8192;
+/// HMAC / generic secret key sizes (bytes).
+pub(crate) const GENERIC_MAX_LEN: usize = 512;
+
+const EC_FLAGS: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
+const SV: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
+const ED: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT;
+const WU: CK_FLAGS = CKF_WRAP | CKF_UNWRAP;
+
+/// Every mechanism this layer implements, with its info, in list order.
+const TABLE: &[(CK_MECHANISM_TYPE, MechInfo)] = &{
+    const fn i(min_key: usize, max_key: usize, flags: CK_FLAGS) -> MechInfo {
+        MechInfo {
+            min_key: min_key as CK_ULONG,
+            max_key: max_key as CK_ULONG,
+            flags,
+        }
+    }
+    const R0: usize = RSA_MIN_BITS;
+    const R1: usize = RSA_MAX_BITS;
+    const G: usize = GENERIC_MAX_LEN;
+    [
+        (CKM_SHA_1, i(0, 0, CKF_DIGEST)),
+        (CKM_SHA224, i(0, 0, CKF_DIGEST)),
+        (CKM_SHA256, i(0, 0, CKF_DIGEST)),
+        (CKM_SHA384, i(0, 0, CKF_DIGEST)),
+        (CKM_SHA512, i(0, 0, CKF_DIGEST)),
+        (
+            CKM_EC_KEY_PAIR_GEN,
+            i(256, 521, CKF_GENERATE_KEY_PAIR | EC_FLAGS),
+        ),
+        (CKM_ECDSA, i(256, 521, SV | EC_FLAGS)),
+        (CKM_ECDSA_SHA1, i(256, 521, SV | EC_FLAGS)),
+        (CKM_ECDSA_SHA224, i(256, 521, SV | EC_FLAGS)),
+        (CKM_ECDSA_SHA256, i(256, 521, SV | EC_FLAGS)),
+        (CKM_ECDSA_SHA384, i(256, 521, SV | EC_FLAGS)),
+        (CKM_ECDSA_SHA512, i(256, 521, SV | EC_FLAGS)),
+        (CKM_ECDH1_DERIVE, i(256, 521, CKF_DERIVE | EC_FLAGS)),
+        (
+            CKM_ECDH1_COFACTOR_DERIVE,
+            i(256, 521, CKF_DERIVE | EC_FLAGS),
+        ),
+        (
+            CKM_EC_EDWARDS_KEY_PAIR_GEN,
+            i(
+                256,
+                256,
+                CKF_GENERATE_KEY_PAIR | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_CURVENAME,
+            ),
+        ),
+        (
+            CKM_EDDSA,
+            i(
+                256,
+                256,
+                SV | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_CURVENAME,
+            ),
+        ),
+        (CKM_RSA_PKCS_KEY_PAIR_GEN, i(R0, R1, CKF_GENERATE_KEY_PAIR)),
+        (CKM_RSA_PKCS, i(R0, R1, SV | ED | WU)),
+        (CKM_SHA1_RSA_PKCS, i(R0, R1, SV)),
+        (CKM_SHA224_RSA_PKCS, i(R0, R1, SV)),
+        (CKM_SHA256_RSA_PKCS, i(R0, R1, SV)),
+        (CKM_SHA384_RSA_PKCS, i(R0, R1, SV)),
+        (CKM_SHA512_RSA_PKCS, i(R0, R1, SV)),
+        (CKM_RSA_PKCS_PSS, i(R0, R1, SV)),
+        (CKM_SHA1_RSA_PKCS_PSS, i(R0, R1, SV)),
+        (CKM_SHA224_RSA_PKCS_PSS, i(R0, R1, SV)),
+        (CKM_SHA256_RSA_PKCS_PSS, i(R0, R1, SV)),
+        (CKM_SHA384_RSA_PKCS_PSS, i(R0, R1, SV)),
+        (CKM_SHA512_RSA_PKCS_PSS, i(R0, R1, SV)),
+        (CKM_RSA_PKCS_OAEP, i(R0, R1, ED | WU)),
+        (CKM_RSA_X_509, i(R0, R1, SV | ED)),
+        (CKM_GENERIC_SECRET_KEY_GEN, i(1, G, CKF_GENERATE)),
+        (CKM_SHA_1_HMAC, i(1, G, SV)),
+        (CKM_SHA224_HMAC, i(1, G, SV)),
+        (CKM_SHA256_HMAC, i(1, G, SV)),
+        (CKM_SHA384_HMAC, i(1, G, SV)),
+        (CKM_SHA512_HMAC, i(1, G, SV)),
+        (CKM_AES_KEY_GEN, i(16, 32, CKF_GENERATE)),
+        (CKM_AES_GCM, i(16, 32, ED)),
+        (CKM_AES_CBC_PAD, i(16, 32, ED | WU)),
+        (CKM_AES_CBC, i(16, 32, ED | WU)),
+        (CKM_AES_ECB, i(16, 32, ED)),
+        (CKM_AES_CTR, i(16, 32, ED)),
+        (CKM_AES_CMAC, i(16, 32, SV)),
+        (CKM_AES_KEY_WRAP, i(16, 32, ED | WU)),
+        (CKM_AES_KEY_WRAP_KWP, i(16, 32, ED | WU)),
+    ]
+};
+
+/// Every supported `CKM_*`, exactly the ones that work.
+pub fn mechanism_list() -> Vec<CK_MECHANISM_TYPE> {
+    TABLE.iter().map(|(t, _)| *t).collect()
+}
+
+/// `C_GetMechanismInfo` for `t`, or `None` when unsupported.
+pub fn mechanism_info(t: CK_MECHANISM_TYPE) -> Option<MechInfo> {
+    TABLE.iter().find(|(m, _)| *m == t).map(|(_, i)| *i)
+}

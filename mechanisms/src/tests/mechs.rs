@@ -1,0 +1,156 @@
+use super::*;
+
+#[test]
+fn every_listed_mechanism_has_info_and_parses_back_to_its_type() {
+    let list = mechanism_list();
+    assert!(list.len() >= 40);
+    for t in &list {
+        let info = mechanism_info(*t).unwrap();
+        assert_eq!(info.flags & CKF_HW, 0, "{t:#x}");
+        assert_ne!(info.flags, 0, "{t:#x}");
+        assert!(info.min_key <= info.max_key, "{t:#x}");
+        match Mechanism::from_type(*t) {
+            Ok(m) => assert_eq!(m.mech_type(), *t),
+            Err(e) => assert_eq!(e.rv, CKR_MECHANISM_PARAM_INVALID, "{t:#x}"),
+        }
+    }
+    let mut dedup = list.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), list.len());
+    assert!(mechanism_info(CKM_MD5).is_none());
+}
+
+#[test]
+fn mechanism_info_flags_and_sizes() {
+    let ecdsa = mechanism_info(CKM_ECDSA).unwrap();
+    assert_eq!(
+        ecdsa.flags,
+        CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS
+    );
+    assert_eq!((ecdsa.min_key, ecdsa.max_key), (256, 521));
+    let gen = mechanism_info(CKM_EC_KEY_PAIR_GEN).unwrap();
+    assert_ne!(gen.flags & CKF_GENERATE_KEY_PAIR, 0);
+    let rsa = mechanism_info(CKM_RSA_PKCS).unwrap();
+    for f in [
+        CKF_SIGN,
+        CKF_VERIFY,
+        CKF_ENCRYPT,
+        CKF_DECRYPT,
+        CKF_WRAP,
+        CKF_UNWRAP,
+    ] {
+        assert_ne!(rsa.flags & f, 0);
+    }
+    assert!(rsa.min_key <= 2048 && rsa.max_key >= 4096);
+    let gcm = mechanism_info(CKM_AES_GCM).unwrap();
+    assert_eq!(gcm.flags, CKF_ENCRYPT | CKF_DECRYPT);
+    assert_eq!((gcm.min_key, gcm.max_key), (16, 32));
+    assert_eq!(mechanism_info(CKM_SHA256).unwrap().flags, CKF_DIGEST);
+    assert_eq!(mechanism_info(CKM_AES_KEY_GEN).unwrap().flags, CKF_GENERATE);
+    assert_ne!(
+        mechanism_info(CKM_ECDH1_DERIVE).unwrap().flags & CKF_DERIVE,
+        0
+    );
+    assert_ne!(
+        mechanism_info(CKM_AES_KEY_WRAP_KWP).unwrap().flags & CKF_WRAP,
+        0
+    );
+}
+
+#[test]
+fn from_raw_rejects_null_and_unknown_mechanisms() {
+    // SAFETY: null is the case under test.
+    let r = unsafe { Mechanism::from_raw(std::ptr::null()) };
+    assert_eq!(rv(r), CKR_ARGUMENTS_BAD);
+    let m = CK_MECHANISM {
+        mechanism: CKM_MD5,
+        pParameter: std::ptr::null_mut(),
+        ulParameterLen: 0,
+    };
+    // SAFETY: a valid struct without parameter.
+    assert_eq!(
+        rv(unsafe { Mechanism::from_raw(&m) }),
+        CKR_MECHANISM_INVALID
+    );
+    let m = CK_MECHANISM {
+        mechanism: CKM_SHA256,
+        ..m
+    };
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { Mechanism::from_raw(&m) }.unwrap(),
+        Mechanism::Sha256
+    );
+}
+
+#[test]
+fn from_raw_parses_every_parameter_struct() {
+    let label = b"lbl";
+    let oaep = CK_RSA_PKCS_OAEP_PARAMS {
+        hashAlg: CKM_SHA384,
+        mgf: CKG_MGF1_SHA1,
+        source: CKZ_DATA_SPECIFIED,
+        pSourceData: label.as_ptr() as *mut _,
+        ulSourceDataLen: 3,
+    };
+    assert_eq!(
+        mech_with(CKM_RSA_PKCS_OAEP, &oaep).unwrap(),
+        Mechanism::RsaPkcsOaep(mech::OaepParams {
+            hash: HashAlg::Sha384,
+            mgf: HashAlg::Sha1,
+            label: label.to_vec()
+        })
+    );
+    let pss = CK_RSA_PKCS_PSS_PARAMS {
+        hashAlg: CKM_SHA256,
+        mgf: CKG_MGF1_SHA512,
+        sLen: 17,
+    };
+    let m = mech_with(CKM_SHA256_RSA_PKCS_PSS, &pss).unwrap();
+    assert_eq!(
+        m.pss_params().unwrap(),
+        &mech::PssParams {
+            hash: HashAlg::Sha256,
+            mgf: HashAlg::Sha512,
+            salt_len: 17
+        }
+    );
+    assert_eq!(m.hash(), Some(HashAlg::Sha256));
+    let peer = [4u8; 65];
+    let ecdh = CK_ECDH1_DERIVE_PARAMS {
+        kdf: CKD_NULL,
+        ulSharedDataLen: 0,
+        pSharedData: std::ptr::null_mut(),
+        ulPublicDataLen: 65,
+        pPublicData: peer.as_ptr() as *mut _,
+    };
+    let m = mech_with(CKM_ECDH1_COFACTOR_DERIVE, &ecdh).unwrap();
+    assert_eq!(m.mech_type(), CKM_ECDH1_COFACTOR_DERIVE);
+    let no_peer = CK_ECDH1_DERIVE_PARAMS {
+        ulPublicDataLen: 0,
+        ..ecdh
+    };
+    assert_eq!(
+        rv(mech_with(CKM_ECDH1_DERIVE, &no_peer)),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    let bad_kdf = CK_ECDH1_DERIVE_PARAMS { kdf: 0x77, ..ecdh };
+    assert_eq!(
+        rv(mech_with(CKM_ECDH1_DERIVE, &bad_kdf)),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    let iv8 = [1u8; 8];
+    assert_eq!(
+        mech_with(CKM_AES_KEY_WRAP, &iv8).unwrap(),
+        Mechanism::AesKeyWrap(Some(iv8))
+    );
+    assert_eq!(
+        rv(mech_with(CKM_AES_KEY_WRAP, &[0u8; 7])),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    assert_eq!(
+        mech_with(CKM_AES_KEY_WRAP_KWP, &[2u8; 4]).unwrap(),
+        Mechanism::AesKeyWrapKwp(Some([2; 4]))
+    );
+}
