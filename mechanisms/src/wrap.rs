@@ -365,8 +365,9 @@ pub fn derive_ecdh_key(
     let hash = match p.kdf {
         CKD_NULL => {
             if key_len == 0 || key_len > z.len() {
+                // The length comes from the template's CKA_VALUE_LEN.
                 bail!(
-                    CKR_KEY_SIZE_RANGE,
+                    CKR_TEMPLATE_INCONSISTENT,
                     "a {key_len}-byte key cannot come from a {}-byte secret",
                     z.len()
                 );

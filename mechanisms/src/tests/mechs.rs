@@ -154,3 +154,35 @@ fn from_raw_parses_every_parameter_struct() {
         Mechanism::AesKeyWrapKwp(Some([2; 4]))
     );
 }
+
+#[test]
+fn keys_and_mechanisms_are_shareable_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<KeyMaterial>();
+    send_sync::<Mechanism>();
+    // One parsed key, four threads signing at once, every signature valid.
+    let k = ec(key::Curve::P256);
+    let handles: Vec<_> = (0..4u8)
+        .map(|i| {
+            let key = k.private.clone();
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|_| {
+                        sign_init(&mech(CKM_ECDSA), &key)
+                            .unwrap()
+                            .sign(&[i; 32])
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for (i, hd) in handles.into_iter().enumerate() {
+        for sig in hd.join().unwrap() {
+            verify_init(&mech(CKM_ECDSA), &k.public)
+                .unwrap()
+                .verify(&[i as u8; 32], &sig)
+                .unwrap();
+        }
+    }
+}

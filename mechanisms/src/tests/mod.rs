@@ -1,6 +1,7 @@
 //! Crate tests: known answers, round trips, independent checks with OpenSSL, error codes.
 
 mod asym;
+mod bench;
 mod cipher;
 mod keys;
 mod mac;
