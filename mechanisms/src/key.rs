@@ -275,22 +275,29 @@ impl RsaPrivateKey {
                         "RSA primes do not match the modulus"
                     );
                 }
-                let crt = (
-                    optional(attrs, CKA_EXPONENT_1),
-                    optional(attrs, CKA_EXPONENT_2),
-                    optional(attrs, CKA_COEFFICIENT),
-                );
-                let (dp, dq, qi) = match crt {
-                    (Some(dp), Some(dq), Some(qi)) => (bn(dp)?, bn(dq)?, bn(qi)?),
-                    // CRT parts are optional in PKCS#11; compute them so signing stays fast.
-                    _ => crt_params(&p, &q, &d, &mut ctx)?,
-                };
+                // CRT parts are optional in PKCS#11: derive them so signing stays fast, and
+                // refuse given ones that disagree (they would silently yield bad signatures).
+                let (dp, dq, qi) = crt_params(&p, &q, &d, &e, &mut ctx)?;
+                for (t, v) in [
+                    (CKA_EXPONENT_1, &dp),
+                    (CKA_EXPONENT_2, &dq),
+                    (CKA_COEFFICIENT, &qi),
+                ] {
+                    if let Some(given) = optional(attrs, t) {
+                        if bn(given)? != *v {
+                            bail!(
+                                CKR_ATTRIBUTE_VALUE_INVALID,
+                                "RSA CRT part {t:#x} does not match the key"
+                            );
+                        }
+                    }
+                }
                 Rsa::from_private_components(n, e, d, p, q, dp, dq, qi)?
             }
             _ => match recover_primes(&n, &e, &d)? {
                 Some((p, q)) => {
                     let mut ctx = BigNumContext::new()?;
-                    let (dp, dq, qi) = crt_params(&p, &q, &d, &mut ctx)?;
+                    let (dp, dq, qi) = crt_params(&p, &q, &d, &e, &mut ctx)?;
                     Rsa::from_private_components(n, e, d, p, q, dp, dq, qi)?
                 }
                 None => bail!(
@@ -303,25 +310,37 @@ impl RsaPrivateKey {
     }
 }
 
-/// d mod (p-1), d mod (q-1), q^-1 mod p.
+/// d mod (p-1), d mod (q-1), q^-1 mod p, after checking that d inverts e modulo both
+/// p-1 and q-1 (so the key is consistent).
 fn crt_params(
     p: &BigNumRef,
     q: &BigNumRef,
     d: &BigNumRef,
+    e: &BigNumRef,
     ctx: &mut BigNumContext,
 ) -> Result<(BigNum, BigNum, BigNum)> {
     let one = BigNum::from_u32(1)?;
-    let mut p1 = BigNum::new()?;
-    p1.checked_sub(p, &one)?;
-    let mut q1 = BigNum::new()?;
-    q1.checked_sub(q, &one)?;
-    let mut dp = BigNum::new()?;
-    dp.nnmod(d, &p1, ctx)?;
-    let mut dq = BigNum::new()?;
-    dq.nnmod(d, &q1, ctx)?;
+    let mut out = Vec::with_capacity(2);
+    for prime in [p, q] {
+        let mut m = BigNum::new()?;
+        m.checked_sub(prime, &one)?;
+        let mut dx = BigNum::new()?;
+        dx.nnmod(d, &m, ctx)?;
+        let mut check = BigNum::new()?;
+        check.mod_mul(&dx, e, &m, ctx)?;
+        if check != one {
+            bail!(
+                CKR_ATTRIBUTE_VALUE_INVALID,
+                "RSA private exponent does not match the public exponent"
+            );
+        }
+        out.push(dx);
+    }
     let mut qi = BigNum::new()?;
     qi.mod_inverse(q, p, ctx)
         .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "RSA primes are not coprime"))?;
+    let dq = out.pop().ok_or_else(|| Error::general("CRT"))?;
+    let dp = out.pop().ok_or_else(|| Error::general("CRT"))?;
     Ok((dp, dq, qi))
 }
 
@@ -673,6 +692,36 @@ impl KeyMaterial {
             return Ok(k.pkey.public_key_to_der()?);
         }
         bail!(CKR_KEY_TYPE_INCONSISTENT, "a secret key has no public key")
+    }
+
+    /// Parses a DER SubjectPublicKeyInfo (RSA, P-256/384/521, Ed25519), as backends
+    /// report public keys; [`crate::public_attributes`] then gives the object attributes.
+    pub fn from_public_key_der(der: &[u8]) -> Result<KeyMaterial> {
+        let invalid = || Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "not a supported public key");
+        let pkey = PKey::public_key_from_der(der).map_err(|_| invalid())?;
+        Ok(match pkey.id() {
+            Id::RSA => {
+                let rsa = pkey.rsa()?;
+                KeyMaterial::RsaPublic(RsaPublicKey::from_components(
+                    rsa.n().to_owned()?,
+                    rsa.e().to_owned()?,
+                )?)
+            }
+            Id::EC => {
+                let ec = pkey.ec_key()?;
+                let curve = ec
+                    .group()
+                    .curve_name()
+                    .and_then(Curve::from_nid)
+                    .ok_or_else(|| Error::new(CKR_CURVE_NOT_SUPPORTED, "EC curve not supported"))?;
+                KeyMaterial::EcPublic(EcPublicKey::from_point(curve, ec.public_key())?)
+            }
+            Id::ED25519 => KeyMaterial::EdPublic(EdPublicKey::from_raw(
+                &pkey.raw_public_key()?,
+                ED25519_OID.to_vec(),
+            )?),
+            _ => return Err(invalid()),
+        })
     }
 
     /// The PKCS#8 `PrivateKeyInfo` DER of a private key, for wrapping.

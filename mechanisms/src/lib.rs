@@ -7,7 +7,8 @@
 //!
 //! Entry points:
 //! - [`Mechanism::from_raw`], [`mechanism_list`], [`mechanism_info`]: what exists.
-//! - [`KeyMaterial::from_attributes`]: parse a key object once.
+//! - [`KeyMaterial::from_attributes`]: parse a key object once;
+//!   [`KeyMaterial::from_public_key_der`] for a backend's SubjectPublicKeyInfo.
 //! - [`sign_init`], [`verify_init`], [`encrypt_init`], [`decrypt_init`], [`digest_init`]:
 //!   start an operation; drive it with the [`SignOp`], [`VerifyOp`], [`CipherOp`],
 //!   [`DigestOp`] traits.
@@ -21,6 +22,9 @@
 //! - [`derive_ecdh`]: `CKM_ECDH1_DERIVE` / `CKM_ECDH1_COFACTOR_DERIVE` with `CKD_NULL`,
 //!   returning the raw shared secret; [`derive_ecdh_key`] also runs the `CKD_SHA*_KDF`
 //!   X9.63 KDFs, given the wanted key length.
+//! - [`ecdsa_der_to_raw`] / [`ecdsa_raw_to_der`]: between KMS DER signatures and the
+//!   PKCS#11 r‖s form; [`Mechanism::hash`] and [`HashAlg::digest_info_prefix`] for
+//!   hashing locally before a backend signs a digest.
 
 pub mod attr;
 mod cipher;

@@ -778,3 +778,30 @@ pub fn verify_init(m: &Mechanism, key: &Arc<KeyMaterial>) -> Result<Box<dyn Veri
         SigKind::Cmac => Box::new(cmac_op(m, key)?),
     })
 }
+
+/// Converts a DER `ECDSA-Sig-Value` (what most KMS APIs return) into the PKCS#11 form r‖s,
+/// each half padded to `field_len` bytes. A malformed signature is `CKR_DEVICE_ERROR`:
+/// it came from the device, not from the caller.
+pub fn ecdsa_der_to_raw(der: &[u8], field_len: usize) -> Result<Vec<u8>> {
+    let bad = || {
+        Error::new(
+            CKR_DEVICE_ERROR,
+            "backend returned a malformed ECDSA signature",
+        )
+    };
+    let sig = EcdsaSig::from_der(der).map_err(|_| bad())?;
+    let width = i32::try_from(field_len).map_err(|_| bad())?;
+    let mut out = sig.r().to_vec_padded(width).map_err(|_| bad())?;
+    out.extend_from_slice(&sig.s().to_vec_padded(width).map_err(|_| bad())?);
+    Ok(out)
+}
+
+/// Converts a PKCS#11 r‖s ECDSA signature into DER, for backends that verify DER.
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
+    if raw.is_empty() || raw.len() % 2 != 0 {
+        bail!(CKR_SIGNATURE_LEN_RANGE, "r‖s signature of odd length");
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let sig = EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
+    Ok(sig.to_der()?)
+}

@@ -645,3 +645,18 @@ fn eddsa_matches_rfc_8032_test_1_and_round_trips() {
     };
     assert_eq!(mech_with(CKM_EDDSA, &pure).unwrap(), Mechanism::EdDsa);
 }
+
+#[test]
+fn ecdsa_der_and_raw_conversions_round_trip() {
+    let k = ec(key::Curve::P521);
+    let sig = sign_init(&mech(CKM_ECDSA_SHA512), &k.private)
+        .unwrap()
+        .sign(b"m")
+        .unwrap();
+    let der = ecdsa_raw_to_der(&sig).unwrap();
+    assert_eq!(der, ecdsa_der(&sig));
+    assert_eq!(ecdsa_der_to_raw(&der, 66).unwrap(), sig);
+    assert_eq!(rv(ecdsa_der_to_raw(&der, 20)), CKR_DEVICE_ERROR);
+    assert_eq!(rv(ecdsa_der_to_raw(b"junk", 66)), CKR_DEVICE_ERROR);
+    assert_eq!(rv(ecdsa_raw_to_der(&sig[1..])), CKR_SIGNATURE_LEN_RANGE);
+}

@@ -98,6 +98,22 @@ fn rsa_private_keys_without_crt_parts_are_completed() {
         CKR_ATTRIBUTE_VALUE_INVALID
     );
     let mut wrong = with_class(k.priv_attrs.clone(), CKO_PRIVATE_KEY);
+    let mut dp = wrong.get(CKA_EXPONENT_1).unwrap().to_vec();
+    dp[10] ^= 1;
+    wrong.set(CKA_EXPONENT_1, dp);
+    assert_eq!(
+        rv(KeyMaterial::from_attributes(&wrong)),
+        CKR_ATTRIBUTE_VALUE_INVALID
+    );
+    let mut wrong = with_class(k.priv_attrs.clone(), CKO_PRIVATE_KEY);
+    let mut d = wrong.get(CKA_PRIVATE_EXPONENT).unwrap().to_vec();
+    d[200] ^= 1;
+    wrong.set(CKA_PRIVATE_EXPONENT, d);
+    assert_eq!(
+        rv(KeyMaterial::from_attributes(&wrong)),
+        CKR_ATTRIBUTE_VALUE_INVALID
+    );
+    let mut wrong = with_class(k.priv_attrs.clone(), CKO_PRIVATE_KEY);
     wrong.set(CKA_PRIME_1, vec![7]);
     assert_eq!(
         rv(KeyMaterial::from_attributes(&wrong)),
@@ -320,5 +336,24 @@ fn pkcs8_round_trips_for_every_private_key_kind() {
     assert_eq!(
         rv(secret(CKK_AES, &[0; 16]).to_pkcs8_der()),
         CKR_KEY_NOT_WRAPPABLE
+    );
+}
+
+#[test]
+fn public_keys_parse_from_spki_der() {
+    let ed = pair(
+        CKM_EC_EDWARDS_KEY_PAIR_GEN,
+        ec_params_attr(key::ED25519_OID),
+    );
+    let p256 = ec(key::Curve::P256);
+    for k in [rsa(), &p256, &ed] {
+        let der = k.private.public_key_der().unwrap();
+        let pk = KeyMaterial::from_public_key_der(&der).unwrap();
+        assert_eq!(pk.class(), CKO_PUBLIC_KEY);
+        assert_eq!(public_attributes(&pk).unwrap(), k.pub_attrs);
+    }
+    assert_eq!(
+        rv(KeyMaterial::from_public_key_der(b"\x30\x00")),
+        CKR_ATTRIBUTE_VALUE_INVALID
     );
 }
