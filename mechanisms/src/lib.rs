@@ -25,6 +25,31 @@
 //! - [`ecdsa_der_to_raw`] / [`ecdsa_raw_to_der`]: between KMS DER signatures and the
 //!   PKCS#11 r‖s form; [`Mechanism::hash`] and [`HashAlg::digest_info_prefix`] for
 //!   hashing locally before a backend signs a digest.
+//!
+//! Mechanisms (S/V sign/verify, E/D encrypt/decrypt, W/U wrap/unwrap, G generate, Dg digest,
+//! Dv derive; every sign/verify/encrypt/decrypt/digest mechanism also takes multi-part
+//! calls, buffering where the algorithm cannot stream):
+//!
+//! | mechanism | ops | notes |
+//! |---|---|---|
+//! | `CKM_SHA_1`, `CKM_SHA224/256/384/512` | Dg | |
+//! | `CKM_ECDSA` | S/V | input is a hash, ≤ 64 bytes; signature r‖s |
+//! | `CKM_ECDSA_SHA1/224/256/384/512` | S/V | P-256, P-384, P-521 |
+//! | `CKM_RSA_PKCS` | S/V E/D W/U | raw input ≤ k-11 (sign) / type-2 padding (encrypt) |
+//! | `CKM_SHA1/224/256/384/512_RSA_PKCS` | S/V | |
+//! | `CKM_RSA_PKCS_PSS`, `CKM_SHA*_RSA_PKCS_PSS` | S/V | params required; raw form takes the hash |
+//! | `CKM_RSA_PKCS_OAEP` | E/D W/U | any SHA hash, any MGF1 hash, optional label |
+//! | `CKM_RSA_X_509` | S/V E/D | raw RSA; RSA keys 1024..=8192 bits |
+//! | `CKM_SHA_1_HMAC`, `CKM_SHA224/256/384/512_HMAC` | S/V | generic or matching HMAC key, 1..=512 bytes |
+//! | `CKM_AES_GCM` | E/D | IV 1..=128 bytes, tag 0..=128 bits appended |
+//! | `CKM_AES_CBC_PAD`, `CKM_AES_CBC` | E/D W/U | |
+//! | `CKM_AES_ECB`, `CKM_AES_CTR` | E/D | CTR refuses to wrap its counter |
+//! | `CKM_AES_CMAC` | S/V | 16-byte MAC |
+//! | `CKM_AES_KEY_WRAP`, `CKM_AES_KEY_WRAP_KWP` | E/D W/U | RFC 3394 / RFC 5649, optional IV |
+//! | `CKM_EDDSA` | S/V | pure Ed25519 only |
+//! | `CKM_ECDH1_DERIVE`, `CKM_ECDH1_COFACTOR_DERIVE` | Dv | `CKD_NULL`, `CKD_SHA*_KDF` |
+//! | `CKM_RSA_PKCS_KEY_PAIR_GEN`, `CKM_EC_KEY_PAIR_GEN`, `CKM_EC_EDWARDS_KEY_PAIR_GEN` | G | |
+//! | `CKM_AES_KEY_GEN`, `CKM_GENERIC_SECRET_KEY_GEN` | G | |
 
 pub mod attr;
 mod cipher;

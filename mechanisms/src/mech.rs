@@ -121,7 +121,7 @@ pub struct OaepParams {
 /// `CK_GCM_PARAMS`, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcmParams {
-    /// The IV, 1..=256 bytes.
+    /// The IV, 1..=128 bytes.
     pub iv: Vec<u8>,
     /// Additional authenticated data.
     pub aad: Vec<u8>,
@@ -428,7 +428,9 @@ impl Mechanism {
                         let p: CK_GCM_PARAMS = unsafe { param_struct(&m) }?;
                         (p.pIv, p.ulIvLen, p.pAAD, p.ulAADLen, p.ulTagBits)
                     };
-                if iv_len == 0 || iv_len > 256 {
+                // OpenSSL 3.0's GCM takes IVs of up to 128 bytes; longer ones (legal in
+                // PKCS#11, unseen in practice) would need our own GHASH.
+                if iv_len == 0 || iv_len > 128 {
                     bail!(CKR_MECHANISM_PARAM_INVALID, "GCM IV length {iv_len}");
                 }
                 if tag_bits > 128 || tag_bits % 8 != 0 {

@@ -135,7 +135,7 @@ fn aes_gcm_rejects_tampering_short_input_and_bad_params() {
     }
     let r = mech_with(CKM_AES_GCM, &gcm_params(&[], b"", 128));
     assert_eq!(rv(r), CKR_MECHANISM_PARAM_INVALID);
-    let r = mech_with(CKM_AES_GCM, &gcm_params(&[0; 257], b"", 128));
+    let r = mech_with(CKM_AES_GCM, &gcm_params(&[0; 200], b"", 128));
     assert_eq!(rv(r), CKR_MECHANISM_PARAM_INVALID);
     let mut p = gcm_params(&iv, b"", 128);
     p.pIv = std::ptr::null_mut();
@@ -389,4 +389,17 @@ fn aes_keys_must_be_16_24_or_32_bytes() {
         rv(KeyMaterial::from_attributes(&a)),
         CKR_TEMPLATE_INCOMPLETE
     );
+}
+
+#[test]
+fn aes_gcm_takes_ivs_of_1_to_128_bytes() {
+    let key = secret(CKK_AES, &[7; 16]);
+    for n in [1usize, 16, 64, 128] {
+        let iv = vec![0x42u8; n];
+        let m = gcm(&iv, b"a", 128);
+        let c = encrypt_init(&m, &key).unwrap().oneshot(b"x").unwrap();
+        assert_eq!(decrypt_init(&m, &key).unwrap().oneshot(&c).unwrap(), b"x");
+    }
+    let r = mech_with(CKM_AES_GCM, &gcm_params(&[0; 129], b"", 128));
+    assert_eq!(rv(r), CKR_MECHANISM_PARAM_INVALID);
 }
