@@ -142,7 +142,8 @@ pub fn parse_str(text: &str) -> Result<Config> {
                 format!("token #{}: key `label`: \"{label}\" is used twice", i + 1),
             ));
         }
-        if let TokenConfig::Local(l) = t {
+        let TokenConfig::Local(l) = t;
+        {
             if l.pin_kdf_iterations == Some(0) {
                 return Err(Error::new(
                     CKR_GENERAL_ERROR,

@@ -317,9 +317,8 @@ impl Module {
     /// `C_FindObjectsFinal`.
     pub fn find_final(&self, h: CK_SESSION_HANDLE) -> Result<()> {
         let (s, _) = self.session(h)?;
-        s.ops()
-            .find
-            .take()
+        let found = s.ops().find.take();
+        found
             .map(|_| ())
             .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))
     }
