@@ -569,3 +569,38 @@ pub fn init_token(slot: CK_SLOT_ID, so_pin: &str, label: &str) -> CK_RV {
         )
     }
 }
+
+/// C_SignInit + C_Sign (length query, then the real call) with a raw mechanism.
+pub fn sign_once(
+    session: CK_SESSION_HANDLE,
+    mech: &CK_MECHANISM,
+    key: CK_OBJECT_HANDLE,
+    data: &[u8],
+) -> Result<Vec<u8>, CK_RV> {
+    let rv = init(Op::Sign, session, mech, key);
+    if rv != CKR_OK {
+        return Err(rv);
+    }
+    let query = sign(session, data, Out::Null);
+    if query.rv != CKR_OK {
+        return Err(query.rv);
+    }
+    let out = sign(session, data, Out::Buf(query.len));
+    if out.rv != CKR_OK {
+        return Err(out.rv);
+    }
+    Ok(out.data)
+}
+
+/// CK_RSA_PKCS_PSS_PARAMS.
+pub fn pss_params(
+    hash: CK_MECHANISM_TYPE,
+    mgf: CK_RSA_PKCS_MGF_TYPE,
+    salt: CK_ULONG,
+) -> CK_RSA_PKCS_PSS_PARAMS {
+    CK_RSA_PKCS_PSS_PARAMS {
+        hashAlg: hash,
+        mgf,
+        sLen: salt,
+    }
+}
