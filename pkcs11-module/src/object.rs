@@ -612,14 +612,12 @@ pub fn apply_changes(current: &Attributes, changes: &Attributes, so: bool) -> Re
                 "attribute {t:#x} cannot change after creation"
             );
         }
-        if class != CKO_DATA && is_secret(class, t) || (class == CKO_CERTIFICATE && t == CKA_VALUE)
-        {
-            if !same {
-                bail!(
-                    CKR_ATTRIBUTE_READ_ONLY,
-                    "attribute {t:#x} cannot change after creation"
-                );
-            }
+        let value_attr = is_secret(class, t) || (class == CKO_CERTIFICATE && t == CKA_VALUE);
+        if value_attr && !same {
+            bail!(
+                CKR_ATTRIBUTE_READ_ONLY,
+                "attribute {t:#x} cannot change after creation"
+            );
         }
         let now = |x: CK_ATTRIBUTE_TYPE| current.bool_or(x, false);
         let want = v.first().copied().unwrap_or(0) != 0;
@@ -743,7 +741,7 @@ pub fn encode(
     ));
     out.extend_from_slice(&(chosen.len() as u32).to_le_bytes());
     for (t, v) in chosen {
-        out.extend_from_slice(&(t as u64).to_le_bytes());
+        out.extend_from_slice(&t.to_le_bytes());
         out.extend_from_slice(&(v.len() as u32).to_le_bytes());
         out.extend_from_slice(v);
     }
@@ -769,7 +767,7 @@ pub fn decode(bytes: &[u8], into: &mut Attributes) -> Result<()> {
     for _ in 0..count {
         let t = u64::from_le_bytes(take(8)?.try_into().map_err(|_| corrupt())?);
         let len = u32::from_le_bytes(take(4)?.try_into().map_err(|_| corrupt())?) as usize;
-        into.set(t as CK_ATTRIBUTE_TYPE, take(len)?.to_vec());
+        into.set(t, take(len)?.to_vec());
     }
     Ok(())
 }
