@@ -147,6 +147,12 @@ pub enum Usage {
     Encrypt,
     /// `CKA_DECRYPT`.
     Decrypt,
+    /// `CKA_WRAP`.
+    Wrap,
+    /// `CKA_UNWRAP`.
+    Unwrap,
+    /// `CKA_DERIVE`.
+    Derive,
 }
 
 impl Module {
@@ -397,20 +403,28 @@ impl Module {
         usage: Usage,
         mech: &Mechanism,
     ) -> Result<Arc<KeyMaterial>> {
+        let invalid = match usage {
+            Usage::Wrap => CKR_WRAPPING_KEY_HANDLE_INVALID,
+            Usage::Unwrap => CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+            _ => CKR_KEY_HANDLE_INVALID,
+        };
         let obj = t
             .object(key)
-            .map_err(|_| Error::new(CKR_KEY_HANDLE_INVALID, format!("no key {key}")))?;
+            .map_err(|_| Error::new(invalid, format!("no key {key}")))?;
         let (attr, name) = match usage {
             Usage::Sign => (CKA_SIGN, "CKA_SIGN"),
             Usage::Verify => (CKA_VERIFY, "CKA_VERIFY"),
             Usage::Encrypt => (CKA_ENCRYPT, "CKA_ENCRYPT"),
             Usage::Decrypt => (CKA_DECRYPT, "CKA_DECRYPT"),
+            Usage::Wrap => (CKA_WRAP, "CKA_WRAP"),
+            Usage::Unwrap => (CKA_UNWRAP, "CKA_UNWRAP"),
+            Usage::Derive => (CKA_DERIVE, "CKA_DERIVE"),
         };
         if !matches!(
             obj.class(),
             CKO_PUBLIC_KEY | CKO_PRIVATE_KEY | CKO_SECRET_KEY
         ) {
-            bail!(CKR_KEY_HANDLE_INVALID, "object {key} is not a key");
+            bail!(invalid, "object {key} is not a key");
         }
         if !obj.flag(attr) {
             bail!(CKR_KEY_FUNCTION_NOT_PERMITTED, "key {key} has {name}=false");
@@ -429,6 +443,123 @@ impl Module {
             }
         }
         obj.key()
+    }
+
+    /// `C_WrapKey`: the wrapped bytes (computed anew for a length query).
+    pub fn wrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        wrapping: CK_OBJECT_HANDLE,
+        key: CK_OBJECT_HANDLE,
+    ) -> Result<Vec<u8>> {
+        let (_, t) = self.session(h)?;
+        let wk = self.usable_key(t, wrapping, Usage::Wrap, mech)?;
+        let obj = t
+            .object(key)
+            .map_err(|_| Error::new(CKR_KEY_HANDLE_INVALID, format!("no key {key}")))?;
+        if !obj.flag(CKA_EXTRACTABLE) {
+            bail!(CKR_KEY_UNEXTRACTABLE, "key {key} has CKA_EXTRACTABLE=false");
+        }
+        if obj.flag(CKA_WRAP_WITH_TRUSTED) && !t.object(wrapping)?.flag(CKA_TRUSTED) {
+            bail!(
+                CKR_KEY_NOT_WRAPPABLE,
+                "key {key} may only be wrapped by a CKA_TRUSTED key"
+            );
+        }
+        let bytes = match obj.class() {
+            CKO_SECRET_KEY => Zeroizing::new(
+                obj.attrs
+                    .get(CKA_VALUE)
+                    .ok_or_else(|| {
+                        Error::new(CKR_USER_NOT_LOGGED_IN, "key value sealed until C_Login")
+                    })?
+                    .to_vec(),
+            ),
+            CKO_PRIVATE_KEY => obj.key()?.to_pkcs8_der()?,
+            _ => bail!(
+                CKR_KEY_NOT_WRAPPABLE,
+                "only secret and private keys can be wrapped"
+            ),
+        };
+        hsmux_mech::wrap(mech, &wk, &bytes)
+    }
+
+    /// `C_UnwrapKey`.
+    pub fn unwrap_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        unwrapping: CK_OBJECT_HANDLE,
+        wrapped: &[u8],
+        template: &Attributes,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (s, t) = self.session(h)?;
+        let uk = self.usable_key(t, unwrapping, Usage::Unwrap, mech)?;
+        let class = template
+            .get_ulong(CKA_CLASS)?
+            .ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "C_UnwrapKey needs CKA_CLASS"))?;
+        pre_check(t, template, s.rw)?;
+        let bytes = hsmux_mech::unwrap(mech, &uk, wrapped)?;
+        let value = match class {
+            CKO_SECRET_KEY => {
+                let mut v = Attributes::new();
+                v.set(CKA_VALUE, bytes.to_vec());
+                v
+            }
+            CKO_PRIVATE_KEY => {
+                hsmux_mech::private_key_attributes_from_pkcs8(&bytes).map_err(|e| {
+                    Error::new(
+                        CKR_WRAPPED_KEY_INVALID,
+                        format!("not a PKCS#8 private key: {}", e.msg),
+                    )
+                })?
+            }
+            _ => bail!(
+                CKR_TEMPLATE_INCONSISTENT,
+                "only secret and private keys can be unwrapped"
+            ),
+        };
+        if let (Some(want), Some(got)) = (
+            template.get_ulong(CKA_KEY_TYPE)?,
+            value.get_ulong(CKA_KEY_TYPE)?,
+        ) {
+            if want != got {
+                bail!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "wrapped key is of type {got:#x}, template says {want:#x}"
+                );
+            }
+        }
+        t.create(template, &value, Origin::Imported, s.handle, s.rw)
+    }
+
+    /// `C_DeriveKey` (ECDH).
+    pub fn derive_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: &Mechanism,
+        base: CK_OBJECT_HANDLE,
+        template: &Attributes,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let (s, t) = self.session(h)?;
+        let bk = self.usable_key(t, base, Usage::Derive, mech)?;
+        let mut tmpl = template.clone();
+        default_class(&mut tmpl, CKO_SECRET_KEY)?;
+        tmpl.set_default(CKA_KEY_TYPE, CKK_GENERIC_SECRET.to_ne_bytes().to_vec());
+        // A derived secret named by class and type alone is read back by its creator
+        // (Java's ECDH does exactly that): readable unless the template says otherwise.
+        tmpl.set_default(CKA_SENSITIVE, [CK_FALSE]);
+        tmpl.set_default(CKA_EXTRACTABLE, [CK_TRUE]);
+        pre_check(t, &tmpl, s.rw)?;
+        let secret = match tmpl.get_ulong(CKA_VALUE_LEN)? {
+            Some(len) => hsmux_mech::derive_ecdh_key(mech, &bk, len as usize)?,
+            None => hsmux_mech::derive_ecdh(mech, &bk)?,
+        };
+        tmpl.remove(CKA_VALUE_LEN);
+        let mut value = Attributes::new();
+        value.set(CKA_VALUE, secret.to_vec());
+        t.create(&tmpl, &value, Origin::Imported, s.handle, s.rw)
     }
 
     // ---- sign / verify -------------------------------------------------------------

@@ -96,3 +96,88 @@ pub unsafe extern "C" fn C_GenerateRandom(
         Ok(CKR_OK)
     })
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn C_WrapKey(
+    h: CK_SESSION_HANDLE,
+    mech: CK_MECHANISM_PTR,
+    wrapping: CK_OBJECT_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    outp: CK_BYTE_PTR,
+    out_len: CK_ULONG_PTR,
+) -> CK_RV {
+    guard("C_WrapKey", || {
+        let m = module()?;
+        m.session(h)?;
+        // SAFETY: mechanism and output buffer as passed.
+        let (mech, o) = unsafe { (mechanism(mech)?, out(outp, out_len)?) };
+        let wrapped = m.wrap_key(h, &mech, wrapping, key)?;
+        let n = wrapped.len();
+        let p = match o {
+            Out::Query => Produced::Len(n),
+            Out::Buf(b) if b.len() < n => Produced::TooSmall(n),
+            Out::Buf(b) => {
+                b[..n].copy_from_slice(&wrapped);
+                Produced::Written(n)
+            }
+        };
+        // SAFETY: `out` checked the length pointer.
+        unsafe { produced(out_len, p) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_UnwrapKey(
+    h: CK_SESSION_HANDLE,
+    mech: CK_MECHANISM_PTR,
+    unwrapping: CK_OBJECT_HANDLE,
+    wrapped: CK_BYTE_PTR,
+    wrapped_len: CK_ULONG,
+    tmpl: CK_ATTRIBUTE_PTR,
+    n: CK_ULONG,
+    ph: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    guard("C_UnwrapKey", || {
+        let m = module()?;
+        m.session(h)?;
+        if ph.is_null() {
+            bail!(CKR_ARGUMENTS_BAD, "NULL key handle pointer");
+        }
+        // SAFETY: mechanism, buffer and template as passed.
+        let (mech, wrapped, t) = unsafe {
+            (
+                mechanism(mech)?,
+                bytes(wrapped, wrapped_len)?,
+                template(tmpl, n)?,
+            )
+        };
+        let k = m.unwrap_key(h, &mech, unwrapping, wrapped, &t)?;
+        // SAFETY: checked non-null.
+        unsafe { put(ph, k)? };
+        Ok(CKR_OK)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_DeriveKey(
+    h: CK_SESSION_HANDLE,
+    mech: CK_MECHANISM_PTR,
+    base: CK_OBJECT_HANDLE,
+    tmpl: CK_ATTRIBUTE_PTR,
+    n: CK_ULONG,
+    ph: CK_OBJECT_HANDLE_PTR,
+) -> CK_RV {
+    guard("C_DeriveKey", || {
+        let m = module()?;
+        m.session(h)?;
+        if ph.is_null() {
+            bail!(CKR_ARGUMENTS_BAD, "NULL key handle pointer");
+        }
+        // SAFETY: mechanism and template as passed.
+        let (mech, t) = unsafe { (mechanism(mech)?, template(tmpl, n)?) };
+        let k = m.derive_key(h, &mech, base, &t)?;
+        // SAFETY: checked non-null.
+        unsafe { put(ph, k)? };
+        Ok(CKR_OK)
+    })
+}
