@@ -322,6 +322,43 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Environment for a child process that opens `token` on its own (see [`attach_child`]).
+    pub fn child_env(&self, token: &Token) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "HSMUX_CONFIG",
+                self.single_token_config(token).display().to_string(),
+            ),
+            (CHILD_LABEL_ENV, token.label.clone()),
+            (CHILD_STORE_ENV, token.store.display().to_string()),
+        ]
+    }
+}
+
+/// Environment variable with the label of the token a child process attaches to.
+pub const CHILD_LABEL_ENV: &str = "HSMUX_TESTS_LABEL";
+/// Environment variable with that token's store directory.
+pub const CHILD_STORE_ENV: &str = "HSMUX_TESTS_STORE";
+
+/// In a child process started with [`Harness::child_env`]: initialise the module from the
+/// inherited config and find the token the parent named.
+#[track_caller]
+pub fn attach_child() -> Token {
+    let label = std::env::var(CHILD_LABEL_ENV).expect("child started without a token label");
+    let pkcs11 = load_and_initialize();
+    let slot = find_slot_by_label(&pkcs11, &label)
+        .unwrap_or_else(|| panic!("child process sees no initialised token labelled {label:?}"));
+    Token {
+        pkcs11,
+        slot,
+        label,
+        store: std::env::var(CHILD_STORE_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_default(),
+    }
+}
+
 /// The process-wide harness: one module initialisation shared by all tests of a binary.
 pub fn shared() -> &'static Harness {
     static SHARED: OnceLock<Harness> = OnceLock::new();
