@@ -157,7 +157,7 @@ pub fn temp_config(count: usize) -> TempConfig {
     }
 }
 
-/// Every mechanism the local backend supports, which C_GetMechanismList must list exactly.
+/// Every mechanism the local backend must support (and so list in C_GetMechanismList).
 pub const SUPPORTED_MECHANISMS: &[cryptoki_sys::CK_MECHANISM_TYPE] = {
     use cryptoki_sys::*;
     &[

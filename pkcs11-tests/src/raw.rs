@@ -604,3 +604,29 @@ pub fn pss_params(
         sLen: salt,
     }
 }
+
+/// C_GetMechanismList (count query, then the list); every type, known to cryptoki or not.
+pub fn mechanism_list(slot: CK_SLOT_ID) -> (CK_RV, Vec<CK_MECHANISM_TYPE>) {
+    let mut count: CK_ULONG = 0;
+    // SAFETY: NULL list with a live count is the documented length query.
+    let rv = unsafe { f!(C_GetMechanismList)(slot, null_mut(), &mut count) };
+    if rv != CKR_OK {
+        return (rv, Vec::new());
+    }
+    let mut list = vec![0 as CK_MECHANISM_TYPE; count as usize];
+    // SAFETY: `list` holds `count` entries.
+    let rv = unsafe { f!(C_GetMechanismList)(slot, list.as_mut_ptr(), &mut count) };
+    list.truncate(count as usize);
+    (rv, list)
+}
+
+/// C_GetMechanismInfo.
+pub fn mechanism_info(
+    slot: CK_SLOT_ID,
+    mechanism: CK_MECHANISM_TYPE,
+) -> (CK_RV, CK_MECHANISM_INFO) {
+    let mut info = CK_MECHANISM_INFO::default();
+    // SAFETY: `info` outlives the call.
+    let rv = unsafe { f!(C_GetMechanismInfo)(slot, mechanism, &mut info) };
+    (rv, info)
+}

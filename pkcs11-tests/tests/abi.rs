@@ -934,3 +934,37 @@ fn unsafe_handle(handle: CK_OBJECT_HANDLE) -> cryptoki::object::ObjectHandle {
     // SAFETY: the handle was issued by the module in this session.
     unsafe { cryptoki::object::ObjectHandle::new_from_raw(handle) }
 }
+
+#[test]
+fn unsupported_functions_answer_with_their_documented_codes() {
+    let t = shared().token("unsupported_functions");
+    let s = t.login_user();
+    let h = s.handle();
+    let f = raw().functions();
+    let mut c = Checks::default();
+    let mut len: CK_ULONG = 0;
+    let mut seed = [1u8; 8];
+    // SAFETY: every pointer is live for the call.
+    unsafe {
+        let rv = f.C_GetOperationState.unwrap()(h, null_mut(), &mut len);
+        if rv != CKR_STATE_UNSAVEABLE {
+            c.expect("C_GetOperationState", rv, CKR_FUNCTION_NOT_SUPPORTED);
+        }
+        let rv = f.C_SeedRandom.unwrap()(h, seed.as_mut_ptr(), 8);
+        if rv != CKR_OK {
+            c.expect("C_SeedRandom", rv, CKR_RANDOM_SEED_NOT_SUPPORTED);
+        }
+        c.expect(
+            "C_GetFunctionStatus",
+            f.C_GetFunctionStatus.unwrap()(h),
+            CKR_FUNCTION_NOT_PARALLEL,
+        );
+        c.expect(
+            "C_CancelFunction",
+            f.C_CancelFunction.unwrap()(h),
+            CKR_FUNCTION_NOT_PARALLEL,
+        );
+    }
+    c.assert_empty();
+    ok(s.generate_random_vec(8), "the session still works");
+}

@@ -88,44 +88,66 @@ fn unknown_slot_id_returns_slot_id_invalid() {
     );
 }
 
-#[test]
-fn mechanism_list_advertises_exactly_the_supported_mechanisms() {
-    let t = shared().token("mechanism_list_exact");
-    let listed: BTreeSet<CK_MECHANISM_TYPE> =
-        ok(t.pkcs11.get_mechanism_list(t.slot), "C_GetMechanismList")
-            .into_iter()
-            .map(|m| *m)
-            .collect();
-    let expected: BTreeSet<CK_MECHANISM_TYPE> = SUPPORTED_MECHANISMS.iter().copied().collect();
-    let missing: Vec<String> = expected
-        .difference(&listed)
-        .map(|m| {
-            MechanismType::try_from(*m)
-                .map(|t| t.to_string())
-                .unwrap_or(format!("{m:#x}"))
-        })
-        .collect();
-    let extra: Vec<String> = listed
-        .difference(&expected)
-        .map(|m| {
-            MechanismType::try_from(*m)
-                .map(|t| t.to_string())
-                .unwrap_or(format!("{m:#x}"))
-        })
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "C_GetMechanismList: missing {missing:?}, advertised but unsupported {extra:?}"
-    );
+fn mechanism_name(m: CK_MECHANISM_TYPE) -> String {
+    MechanismType::try_from(m)
+        .map(|t| t.to_string())
+        .unwrap_or(format!("{m:#x}"))
+}
+
+fn listed_mechanisms(slot: Slot) -> Vec<CK_MECHANISM_TYPE> {
+    let (rv, list) = raw::mechanism_list(slot.id());
+    expect_rv(rv, CKR_OK, "C_GetMechanismList");
+    list
 }
 
 #[test]
-fn mechanism_list_length_query_matches_list() {
-    let t = shared().token("mechanism_list_len_query");
-    let listed = ok(t.pkcs11.get_mechanism_list(t.slot), "C_GetMechanismList");
+fn mechanism_list_advertises_every_required_mechanism() {
+    let t = shared().token("mechanism_list_required");
+    let listed: BTreeSet<CK_MECHANISM_TYPE> = listed_mechanisms(t.slot).into_iter().collect();
+    let missing: Vec<String> = SUPPORTED_MECHANISMS
+        .iter()
+        .filter(|m| !listed.contains(m))
+        .map(|m| mechanism_name(*m))
+        .collect();
+    assert!(missing.is_empty(), "C_GetMechanismList lacks {missing:?}");
+}
+
+#[test]
+fn mechanism_list_has_no_duplicates() {
+    let t = shared().token("mechanism_list_unique");
+    let listed = listed_mechanisms(t.slot);
     assert!(!listed.is_empty(), "no mechanisms listed");
-    let unique: BTreeSet<CK_MECHANISM_TYPE> = listed.iter().map(|m| **m).collect();
+    let unique: BTreeSet<CK_MECHANISM_TYPE> = listed.iter().copied().collect();
     assert_eq!(unique.len(), listed.len(), "a mechanism is listed twice");
+}
+
+#[test]
+fn every_advertised_mechanism_has_info_with_an_operation_flag() {
+    let t = shared().token("mechanism_list_consistent");
+    let operations = CKF_ENCRYPT
+        | CKF_DECRYPT
+        | CKF_DIGEST
+        | CKF_SIGN
+        | CKF_VERIFY
+        | CKF_GENERATE
+        | CKF_GENERATE_KEY_PAIR
+        | CKF_WRAP
+        | CKF_UNWRAP
+        | CKF_DERIVE;
+    let mut problems = Vec::new();
+    for m in listed_mechanisms(t.slot) {
+        let (rv, info) = raw::mechanism_info(t.slot.id(), m);
+        if rv != CKR_OK {
+            problems.push(format!(
+                "{}: advertised but C_GetMechanismInfo returns {}",
+                mechanism_name(m),
+                rv_name(rv)
+            ));
+        } else if info.flags & operations == 0 {
+            problems.push(format!("{}: no operation flag", mechanism_name(m)));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
@@ -133,53 +155,58 @@ fn mechanism_info_flags_match_each_mechanism_operation() {
     let t = shared().token("mechanism_info_flags");
     let mut problems = Vec::new();
     for &m in SUPPORTED_MECHANISMS {
-        let mt = MechanismType::try_from(m).unwrap();
-        let info = match t.pkcs11.get_mechanism_info(t.slot, mt) {
-            Ok(info) => info,
-            Err(e) => {
-                problems.push(format!("{mt}: C_GetMechanismInfo failed: {e}"));
-                continue;
-            }
-        };
-        let (sign, crypt, digest, gen, gen_pair) = match m {
-            CKM_RSA_PKCS_KEY_PAIR_GEN | CKM_EC_KEY_PAIR_GEN => (false, false, false, false, true),
-            CKM_AES_KEY_GEN | CKM_GENERIC_SECRET_KEY_GEN => (false, false, false, true, false),
-            CKM_AES_GCM | CKM_AES_CBC_PAD | CKM_RSA_PKCS_OAEP => (false, true, false, false, false),
-            CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 => {
-                (false, false, true, false, false)
-            }
-            _ => (true, false, false, false, false),
-        };
-        let got = (
-            info.sign() && info.verify(),
-            // CKM_RSA_PKCS may also encrypt; the contract only asks for sign/verify.
-            info.encrypt() && info.decrypt() && m != CKM_RSA_PKCS,
-            info.digest(),
-            info.generate(),
-            info.generate_key_pair(),
-        );
-        if got != (sign, crypt, digest, gen, gen_pair) {
+        let name = mechanism_name(m);
+        let (rv, info) = raw::mechanism_info(t.slot.id(), m);
+        if rv != CKR_OK {
             problems.push(format!(
-                "{mt}: flags sign+verify/encrypt+decrypt/digest/generate/generate_key_pair = {got:?}, expected {:?}",
-                (sign, crypt, digest, gen, gen_pair)
+                "{name}: C_GetMechanismInfo returns {}",
+                rv_name(rv)
+            ));
+            continue;
+        }
+        let has = |flag: CK_FLAGS| info.flags & flag == flag;
+        let required = match m {
+            CKM_RSA_PKCS_KEY_PAIR_GEN | CKM_EC_KEY_PAIR_GEN => CKF_GENERATE_KEY_PAIR,
+            CKM_AES_KEY_GEN | CKM_GENERIC_SECRET_KEY_GEN => CKF_GENERATE,
+            CKM_AES_GCM | CKM_AES_CBC_PAD | CKM_RSA_PKCS_OAEP => CKF_ENCRYPT | CKF_DECRYPT,
+            CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 => CKF_DIGEST,
+            _ => CKF_SIGN | CKF_VERIFY,
+        };
+        if !has(required) {
+            problems.push(format!(
+                "{name}: flags {:#x} lack the required {required:#x}",
+                info.flags
             ));
         }
-        if !sign && (info.sign() || info.verify()) {
-            problems.push(format!("{mt}: advertises sign/verify"));
+        // Operations a mechanism cannot do must not be advertised.
+        let impossible = match m {
+            CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 => {
+                CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT | CKF_GENERATE_KEY_PAIR
+            }
+            CKM_RSA_PKCS_KEY_PAIR_GEN
+            | CKM_EC_KEY_PAIR_GEN
+            | CKM_AES_KEY_GEN
+            | CKM_GENERIC_SECRET_KEY_GEN => CKF_SIGN | CKF_ENCRYPT | CKF_DIGEST,
+            CKM_AES_GCM | CKM_AES_CBC_PAD | CKM_RSA_PKCS_OAEP => CKF_SIGN | CKF_DIGEST,
+            CKM_RSA_PKCS => CKF_DIGEST | CKF_GENERATE_KEY_PAIR,
+            _ => CKF_ENCRYPT | CKF_DIGEST | CKF_GENERATE_KEY_PAIR,
+        };
+        if info.flags & impossible != 0 {
+            problems.push(format!(
+                "{name}: advertises impossible operations {:#x}",
+                info.flags & impossible
+            ));
         }
-        if !crypt && m != CKM_RSA_PKCS && (info.encrypt() || info.decrypt()) {
-            problems.push(format!("{mt}: advertises encrypt/decrypt"));
-        }
-        let (min, max) = (info.min_key_size(), info.max_key_size());
+        let (min, max) = (info.ulMinKeySize, info.ulMaxKeySize);
         match m {
             CKM_RSA_PKCS_KEY_PAIR_GEN if !(min <= 2048 && max >= 4096) => problems.push(format!(
-                "{mt}: key sizes {min}..{max} bits must cover 2048..4096"
+                "{name}: key sizes {min}..{max} bits must cover 2048..4096"
             )),
             CKM_EC_KEY_PAIR_GEN if !(min <= 256 && max >= 521) => problems.push(format!(
-                "{mt}: key sizes {min}..{max} bits must cover 256..521"
+                "{name}: key sizes {min}..{max} bits must cover 256..521"
             )),
             CKM_AES_KEY_GEN if !(min <= 16 && max >= 32) => problems.push(format!(
-                "{mt}: key sizes {min}..{max} bytes must cover 16..32"
+                "{name}: key sizes {min}..{max} bytes must cover 16..32"
             )),
             _ => {}
         }
@@ -194,7 +221,11 @@ fn mechanism_info_flags_match_each_mechanism_operation() {
 #[test]
 fn mechanism_info_for_unadvertised_mechanism_returns_mechanism_invalid() {
     let t = shared().token("mechanism_info_invalid");
-    for m in [MechanismType::DES3_CBC, MechanismType::AES_ECB] {
+    for m in [
+        MechanismType::DES3_CBC,
+        MechanismType::DES3_ECB,
+        MechanismType::new_vendor_defined(CKM_VENDOR_DEFINED | 0x4242).unwrap(),
+    ] {
         expect_rv(
             t.pkcs11.get_mechanism_info(t.slot, m),
             CKR_MECHANISM_INVALID,

@@ -597,6 +597,11 @@ fn copy_object_cannot_make_a_sensitive_key_non_sensitive() {
     );
     assert!(!attr_bool(&s, copy, AttributeType::Extractable));
     assert!(attr_bool(&s, copy, AttributeType::Sensitive));
+    expect_rv(
+        s.copy_object(copy, &[Attribute::Extractable(true)]),
+        CKR_ATTRIBUTE_READ_ONLY,
+        "C_CopyObject with CKA_EXTRACTABLE=TRUE of a non-extractable key",
+    );
 }
 
 #[test]
@@ -818,6 +823,7 @@ fn set_read_only_attributes_returns_attribute_read_only() {
         (CKA_TOKEN, raw::bool_bytes(true).to_vec(), "CKA_TOKEN"),
         (CKA_PRIVATE, raw::bool_bytes(false).to_vec(), "CKA_PRIVATE"),
         (CKA_VALUE_LEN, raw::ulong_bytes(32), "CKA_VALUE_LEN"),
+        (CKA_VALUE, vec![0u8; 16], "CKA_VALUE"),
     ];
     let mut wrong = Vec::new();
     for (kind, value, name) in cases {
@@ -954,5 +960,81 @@ fn ec_private_key_for_unsupported_curve_is_rejected() {
             CKR_TEMPLATE_INCONSISTENT,
         ],
         "C_CreateObject of an EC key on secp256k1",
+    );
+}
+
+#[test]
+fn object_handles_are_valid_in_every_session_of_the_same_login_state() {
+    let t = shared().token("handles_across_sessions");
+    let a = t.login_user();
+    let b = t.ro_session();
+    let h = ok(
+        a.create_object(&merge(
+            data_template("shared-handle", b"v", true),
+            &[Attribute::Token(true)],
+        )),
+        "C_CreateObject",
+    );
+    assert_eq!(attr_bytes(&b, h, AttributeType::Label), b"shared-handle");
+    assert_eq!(
+        keys::find(&b, &[Attribute::Label(b"shared-handle".to_vec())]),
+        vec![h]
+    );
+}
+
+#[test]
+fn non_copyable_object_cannot_be_copied() {
+    let t = shared().token("not_copyable");
+    let s = t.login_user();
+    let h = ok(
+        s.create_object(&merge(
+            data_template("no-copy", b"v", false),
+            &[Attribute::Copyable(false)],
+        )),
+        "C_CreateObject(CKA_COPYABLE=FALSE)",
+    );
+    expect_rv(
+        s.copy_object(h, &[]),
+        CKR_ACTION_PROHIBITED,
+        "C_CopyObject of a CKA_COPYABLE=FALSE object",
+    );
+}
+
+#[test]
+fn non_destroyable_object_cannot_be_destroyed() {
+    let t = shared().token("not_destroyable");
+    let s = t.login_user();
+    let h = ok(
+        s.create_object(&merge(
+            data_template("no-destroy", b"v", false),
+            &[Attribute::Destroyable(false)],
+        )),
+        "C_CreateObject(CKA_DESTROYABLE=FALSE)",
+    );
+    expect_rv(
+        s.destroy_object(h),
+        CKR_ACTION_PROHIBITED,
+        "C_DestroyObject of a CKA_DESTROYABLE=FALSE object",
+    );
+    assert_eq!(
+        keys::find(&s, &[Attribute::Label(b"no-destroy".to_vec())]),
+        vec![h]
+    );
+}
+
+#[test]
+fn non_extractable_key_cannot_be_wrapped_out() {
+    let t = shared().token("wrap_unextractable");
+    let s = t.login_user();
+    let wrapping = keys::create_aes(&s, &[0x77; 16], &[Attribute::Wrap(true)]);
+    let secret = keys::create_aes(
+        &s,
+        &[0x88; 32],
+        &[Attribute::Extractable(false), Attribute::Sensitive(true)],
+    );
+    expect_rv_in(
+        s.wrap_key(&Mechanism::AesKeyWrap, wrapping, secret),
+        &[CKR_KEY_UNEXTRACTABLE, CKR_FUNCTION_NOT_SUPPORTED],
+        "C_WrapKey of a CKA_EXTRACTABLE=FALSE key",
     );
 }

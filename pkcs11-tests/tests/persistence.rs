@@ -133,8 +133,12 @@ fn token_label_pins_and_objects_persist_into_a_new_process() {
             s.login(UserType::User, Some(&pin("changed-pin-42"))),
             "child: C_Login with the PIN changed by the parent",
         );
-        let key = keys::find(&s, &[Attribute::Label(b"hmac".to_vec())]);
-        assert_eq!(key.len(), 1, "child: HMAC key");
+        assert!(
+            keys::find(&s, &[Attribute::Label(b"hmac".to_vec())]).is_empty(),
+            "child: the HMAC key still has its old label"
+        );
+        let key = keys::find(&s, &[Attribute::Label(b"hmac-renamed".to_vec())]);
+        assert_eq!(key.len(), 1, "child: HMAC key under its new label");
         assert_eq!(
             ok(s.sign(&Mechanism::Sha256Hmac, key[0], b"m"), "child: HMAC"),
             verify::hmac(MechanismType::SHA256, &HMAC_KEY, b"m")
@@ -155,7 +159,11 @@ fn token_label_pins_and_objects_persist_into_a_new_process() {
     let h = shared();
     let t = h.token("persist-xproc");
     let s = t.login_user();
-    keys::create_generic_secret(&s, &HMAC_KEY, &token_attrs("hmac"));
+    let hmac = keys::create_generic_secret(&s, &HMAC_KEY, &token_attrs("hmac"));
+    ok(
+        s.update_attributes(hmac, &[Attribute::Label(b"hmac-renamed".to_vec())]),
+        "C_SetAttributeValue(CKA_LABEL) on a token object",
+    );
     let cert = verify::self_signed_cert("persisted");
     ok(
         s.create_object(&merge(

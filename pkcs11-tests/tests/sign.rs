@@ -995,3 +995,74 @@ fn openssl_rsa_key_imported_into_the_module_signs_identically() {
         "module and OpenSSL disagree on a deterministic RSA signature"
     );
 }
+
+#[test]
+fn always_authenticate_key_needs_a_context_specific_login_per_operation() {
+    let t = shared().token("always_authenticate");
+    let s = t.login_user();
+    let pair = keys::gen_ec(&s, Curve::P256, &[], &[Attribute::AlwaysAuthenticate(true)]);
+    assert!(
+        keys::attr_bool(&s, pair.private, AttributeType::AlwaysAuthenticate),
+        "CKA_ALWAYS_AUTHENTICATE from the template is not kept"
+    );
+    let m = raw::mech(&Mechanism::EcdsaSha256);
+    let key = pair.private.handle();
+    expect_rv(
+        raw::init(Op::Sign, s.handle(), &m, key),
+        CKR_OK,
+        "C_SignInit",
+    );
+    expect_rv(
+        raw::sign(s.handle(), b"x", Out::Buf(64)).rv,
+        CKR_USER_NOT_LOGGED_IN,
+        "C_Sign without C_Login(CKU_CONTEXT_SPECIFIC)",
+    );
+    expect_rv(
+        raw::init(Op::Sign, s.handle(), &m, key),
+        CKR_OK,
+        "C_SignInit",
+    );
+    expect_rv(
+        raw::login(s.handle(), CKU_CONTEXT_SPECIFIC, USER_PIN.as_bytes()),
+        CKR_OK,
+        "C_Login(CKU_CONTEXT_SPECIFIC)",
+    );
+    let out = raw::sign(s.handle(), b"x", Out::Buf(64));
+    expect_rv(out.rv, CKR_OK, "C_Sign after the context-specific login");
+    let (_, public) = keys::ec_public_from_token(&s, pair.public);
+    assert!(verify::ecdsa_verify_digest(
+        &public,
+        &verify::digest(MessageDigest::sha256(), b"x"),
+        &out.data
+    ));
+    expect_rv(
+        raw::init(Op::Sign, s.handle(), &m, key),
+        CKR_OK,
+        "C_SignInit",
+    );
+    expect_rv(
+        raw::sign(s.handle(), b"y", Out::Buf(64)).rv,
+        CKR_USER_NOT_LOGGED_IN,
+        "the context-specific login covers one operation only",
+    );
+}
+
+#[test]
+fn clearing_cka_sign_on_a_key_takes_effect_at_once() {
+    let t = shared().token("sign_cleared");
+    let s = t.login_user();
+    let pair = ec_pair(&s, Curve::P256);
+    ok(
+        s.sign(&Mechanism::EcdsaSha256, pair.private, b"before"),
+        "C_Sign while CKA_SIGN=TRUE",
+    );
+    ok(
+        s.update_attributes(pair.private, &[Attribute::Sign(false)]),
+        "C_SetAttributeValue(CKA_SIGN=FALSE)",
+    );
+    expect_rv(
+        s.sign_init(&Mechanism::EcdsaSha256, pair.private),
+        CKR_KEY_FUNCTION_NOT_PERMITTED,
+        "C_SignInit after CKA_SIGN was cleared",
+    );
+}

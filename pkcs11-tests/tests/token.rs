@@ -311,3 +311,100 @@ fn wrong_so_pin_returns_pin_incorrect() {
         "C_Login(SO) with a wrong PIN",
     );
 }
+
+#[test]
+fn nine_wrong_user_pins_set_final_try() {
+    let t = shared().token("pin_final_try");
+    let s = t.rw_session();
+    for attempt in 1..=9 {
+        expect_rv(
+            s.login(UserType::User, Some(&pin("wrong-user-pin"))),
+            CKR_PIN_INCORRECT,
+            &format!("wrong PIN attempt {attempt}"),
+        );
+        if attempt < 9 {
+            assert!(
+                !t.info().user_pin_final_try(),
+                "CKF_USER_PIN_FINAL_TRY after only {attempt} wrong PINs"
+            );
+        }
+    }
+    let info = t.info();
+    assert!(
+        info.user_pin_final_try(),
+        "CKF_USER_PIN_FINAL_TRY after 9 wrong PINs"
+    );
+    assert!(!info.user_pin_locked());
+    ok(
+        s.login(UserType::User, Some(&pin(USER_PIN))),
+        "C_Login on the final try",
+    );
+    let info = t.info();
+    assert!(
+        !info.user_pin_final_try() && !info.user_pin_count_low(),
+        "a successful login resets the retry counter"
+    );
+}
+
+#[test]
+fn wrong_so_pin_sets_so_pin_count_low() {
+    let t = shared().token("so_pin_count_low");
+    let s = t.rw_session();
+    expect_rv(
+        s.login(UserType::So, Some(&pin("wrong-so-pin"))),
+        CKR_PIN_INCORRECT,
+        "C_Login(SO) with a wrong PIN",
+    );
+    assert!(
+        t.info().so_pin_count_low(),
+        "CKF_SO_PIN_COUNT_LOW after a wrong SO PIN"
+    );
+    assert!(
+        !t.info().user_pin_count_low(),
+        "a wrong SO PIN must not count against the user PIN"
+    );
+}
+
+#[test]
+fn pins_outside_the_length_bounds_return_pin_len_range() {
+    let t = shared().token("pin_len_range");
+    let info = t.info();
+    let too_short = "1".repeat(info.min_pin_length().saturating_sub(1));
+    let too_long = "1".repeat(info.max_pin_length() + 1);
+    let s = t.login_user();
+    for (what, new) in [("too short", &too_short), ("too long", &too_long)] {
+        expect_rv(
+            s.set_pin(&pin(USER_PIN), &pin(new)),
+            CKR_PIN_LEN_RANGE,
+            &format!("C_SetPIN to a {what} PIN ({} chars)", new.len()),
+        );
+    }
+    ok(s.logout(), "C_Logout");
+    ok(
+        s.login(UserType::User, Some(&pin(USER_PIN))),
+        "the PIN is unchanged",
+    );
+    ok(s.logout(), "C_Logout");
+    ok(s.login(UserType::So, Some(&pin(SO_PIN))), "C_Login(SO)");
+    expect_rv(
+        s.init_pin(&pin(&too_short)),
+        CKR_PIN_LEN_RANGE,
+        "C_InitPIN with a too-short PIN",
+    );
+}
+
+#[test]
+fn token_info_counts_open_sessions() {
+    let t = shared().token("session_counts");
+    let _a = t.ro_session();
+    let _b = t.ro_session();
+    let _c = t.rw_session();
+    let (rv, info) = hsmux_tests::raw::token_info(t.slot.id());
+    expect_rv(rv, CKR_OK, "C_GetTokenInfo");
+    if info.ulSessionCount != CK_UNAVAILABLE_INFORMATION {
+        assert_eq!(info.ulSessionCount, 3, "ulSessionCount");
+    }
+    if info.ulRwSessionCount != CK_UNAVAILABLE_INFORMATION {
+        assert_eq!(info.ulRwSessionCount, 1, "ulRwSessionCount");
+    }
+}
