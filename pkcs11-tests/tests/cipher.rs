@@ -598,6 +598,12 @@ fn rsa_oaep_plaintext_too_long_returns_data_len_range() {
         CKR_DATA_LEN_RANGE,
         "C_Encrypt(OAEP-SHA256) of 191 bytes",
     );
+    // The failed C_Encrypt ended the operation.
+    expect_rv(
+        raw::encrypt(s.handle(), &[7u8; 16], Out::Buf(256)).rv,
+        CKR_OPERATION_NOT_INITIALIZED,
+        "C_Encrypt after the CKR_DATA_LEN_RANGE failure",
+    );
 }
 
 #[test]
