@@ -107,6 +107,33 @@ pub struct Ops {
     encrypt: Option<Pending<Box<dyn CipherOp>>>,
     decrypt: Option<Pending<Box<dyn CipherOp>>>,
     digest: Option<Pending<Box<dyn DigestOp>>>,
+    /// The key of the active sign/decrypt has `CKA_ALWAYS_AUTHENTICATE` and no
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)` has been made for this operation yet.
+    sign_auth: bool,
+    decrypt_auth: bool,
+}
+
+impl Ops {
+    /// Refuses, and ends, a sign/decrypt whose key still waits for its per-operation login.
+    fn require_auth(&mut self, sign: bool) -> Result<()> {
+        let pending = if sign {
+            self.sign_auth && self.sign.is_some()
+        } else {
+            self.decrypt_auth && self.decrypt.is_some()
+        };
+        if pending {
+            if sign {
+                self.sign = None;
+            } else {
+                self.decrypt = None;
+            }
+            bail!(
+                CKR_USER_NOT_LOGGED_IN,
+                "the key has CKA_ALWAYS_AUTHENTICATE: C_Login(CKU_CONTEXT_SPECIFIC) first"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// One session.
@@ -263,6 +290,18 @@ impl Module {
         Ok(())
     }
 
+    /// `C_Login`; a context-specific login unlocks the session's pending operation.
+    pub fn login(&self, h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
+        let (s, t) = self.session(h)?;
+        t.login(user, pin)?;
+        if user == CKU_CONTEXT_SPECIFIC {
+            let mut ops = s.ops();
+            ops.sign_auth = false;
+            ops.decrypt_auth = false;
+        }
+        Ok(())
+    }
+
     /// `CKS_*` state of a session.
     pub fn session_state(&self, h: CK_SESSION_HANDLE) -> Result<(CK_SLOT_ID, CK_STATE, CK_FLAGS)> {
         let (s, t) = self.session(h)?;
@@ -402,7 +441,7 @@ impl Module {
         key: CK_OBJECT_HANDLE,
         usage: Usage,
         mech: &Mechanism,
-    ) -> Result<Arc<KeyMaterial>> {
+    ) -> Result<(Arc<KeyMaterial>, bool)> {
         let invalid = match usage {
             Usage::Wrap => CKR_WRAPPING_KEY_HANDLE_INVALID,
             Usage::Unwrap => CKR_UNWRAPPING_KEY_HANDLE_INVALID,
@@ -442,7 +481,7 @@ impl Module {
                 );
             }
         }
-        obj.key()
+        Ok((obj.key()?, obj.flag(CKA_ALWAYS_AUTHENTICATE)))
     }
 
     /// `C_WrapKey`: the wrapped bytes (computed anew for a length query).
@@ -454,7 +493,7 @@ impl Module {
         key: CK_OBJECT_HANDLE,
     ) -> Result<Vec<u8>> {
         let (_, t) = self.session(h)?;
-        let wk = self.usable_key(t, wrapping, Usage::Wrap, mech)?;
+        let (wk, _) = self.usable_key(t, wrapping, Usage::Wrap, mech)?;
         let obj = t
             .object(key)
             .map_err(|_| Error::new(CKR_KEY_HANDLE_INVALID, format!("no key {key}")))?;
@@ -495,7 +534,7 @@ impl Module {
         template: &Attributes,
     ) -> Result<CK_OBJECT_HANDLE> {
         let (s, t) = self.session(h)?;
-        let uk = self.usable_key(t, unwrapping, Usage::Unwrap, mech)?;
+        let (uk, _) = self.usable_key(t, unwrapping, Usage::Unwrap, mech)?;
         let class = template
             .get_ulong(CKA_CLASS)?
             .ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "C_UnwrapKey needs CKA_CLASS"))?;
@@ -543,7 +582,7 @@ impl Module {
         template: &Attributes,
     ) -> Result<CK_OBJECT_HANDLE> {
         let (s, t) = self.session(h)?;
-        let bk = self.usable_key(t, base, Usage::Derive, mech)?;
+        let (bk, _) = self.usable_key(t, base, Usage::Derive, mech)?;
         let mut tmpl = template.clone();
         default_class(&mut tmpl, CKO_SECRET_KEY)?;
         tmpl.set_default(CKA_KEY_TYPE, CKK_GENERIC_SECRET.to_ne_bytes().to_vec());
@@ -576,8 +615,9 @@ impl Module {
         if ops.sign.is_some() {
             bail!(CKR_OPERATION_ACTIVE);
         }
-        let km = self.usable_key(t, key, Usage::Sign, mech)?;
+        let (km, auth) = self.usable_key(t, key, Usage::Sign, mech)?;
         ops.sign = Some(Pending::new(hsmux_mech::sign_init(mech, &km)?));
+        ops.sign_auth = auth;
         Ok(())
     }
 
@@ -585,6 +625,7 @@ impl Module {
     pub fn sign(&self, h: CK_SESSION_HANDLE, data: &[u8], out: Out<'_>) -> Result<Produced> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
+        ops.require_auth(true)?;
         deliver(
             &mut ops.sign,
             out,
@@ -598,6 +639,7 @@ impl Module {
     pub fn sign_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
+        ops.require_auth(true)?;
         step(&mut ops.sign, |p| p.op.update(data))
     }
 
@@ -605,6 +647,7 @@ impl Module {
     pub fn sign_final(&self, h: CK_SESSION_HANDLE, out: Out<'_>) -> Result<Produced> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
+        ops.require_auth(true)?;
         deliver(
             &mut ops.sign,
             out,
@@ -626,7 +669,7 @@ impl Module {
         if ops.verify.is_some() {
             bail!(CKR_OPERATION_ACTIVE);
         }
-        let km = self.usable_key(t, key, Usage::Verify, mech)?;
+        let (km, _) = self.usable_key(t, key, Usage::Verify, mech)?;
         ops.verify = Some(hsmux_mech::verify_init(mech, &km)?);
         Ok(())
     }
@@ -681,13 +724,16 @@ impl Module {
         } else {
             Usage::Decrypt
         };
-        let km = self.usable_key(t, key, usage, mech)?;
+        let (km, auth) = self.usable_key(t, key, usage, mech)?;
         let op = if encrypt {
             hsmux_mech::encrypt_init(mech, &km)?
         } else {
             hsmux_mech::decrypt_init(mech, &km)?
         };
         *slot = Some(Pending::new(op));
+        if !encrypt {
+            ops.decrypt_auth = auth;
+        }
         Ok(())
     }
 
@@ -709,6 +755,9 @@ impl Module {
     ) -> Result<Produced> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
+        if !encrypt {
+            ops.require_auth(false)?;
+        }
         let slot = Self::cipher_slot(&mut ops, encrypt);
         deliver(
             slot,
@@ -729,6 +778,9 @@ impl Module {
     ) -> Result<Produced> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
+        if !encrypt {
+            ops.require_auth(false)?;
+        }
         let slot = Self::cipher_slot(&mut ops, encrypt);
         deliver(
             slot,
@@ -748,6 +800,9 @@ impl Module {
     ) -> Result<Produced> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
+        if !encrypt {
+            ops.require_auth(false)?;
+        }
         let slot = Self::cipher_slot(&mut ops, encrypt);
         deliver(slot, out, true, |op| op.finish_len(), |op| op.finish())
     }

@@ -67,10 +67,9 @@ pub unsafe extern "C" fn C_Login(
 ) -> CK_RV {
     guard("C_Login", || {
         let m = module()?;
-        let (_, t) = m.session(h)?;
         // SAFETY: as passed.
         let pin = unsafe { bytes(pin, pin_len)? };
-        t.login(user, pin)?;
+        m.login(h, user, pin)?;
         Ok(CKR_OK)
     })
 }
