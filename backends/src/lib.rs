@@ -2,11 +2,17 @@
 //!
 //! Today this crate holds the persistent store of the embedded local token
 //! ([`local`]). The remote backends (vendor PKCS#11 `.so`, KMIP, AWS KMS,
-//! Google Cloud KMS, Azure Key Vault, Vault/OpenBao Transit) will join it as
-//! modules behind cargo features, together with the `Backend` trait that the
-//! token layer drives; the local store is always built.
+//! Google Cloud KMS, Azure Key Vault, Vault/OpenBao Transit) implement the
+//! [`Backend`] trait that the token layer drives, each as a module behind a cargo
+//! feature; the local store is always built.
 
+pub mod backend;
 pub mod local;
+
+pub use backend::{
+    Backend, BackendError, BackendResult, Capabilities, CipherRequest, Hash, KeyKind, KeySpec,
+    KeyUsage, ObjectClass, RawAttributes, RemoteObject, SignRequest,
+};
 
 pub use local::{
     Changes, LocalStore, MasterKey, ObjectId, ObjectRecord, Stamp, StoreError, StoreResult,
