@@ -4,9 +4,11 @@
 
 use crate::config::{self, TokenConfig};
 use crate::object::Origin;
+use crate::remote::{RemoteCipher, RemoteSign, RemoteVerify};
 use crate::token::Token;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
+use hsmux_backends::{Hash, KeyKind, KeySpec, KeyUsage};
 use hsmux_mech::{CipherOp, DigestOp, KeyMaterial, Mechanism, SignOp, VerifyOp};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -381,6 +383,35 @@ impl Module {
         let mut tmpl = template.clone();
         default_class(&mut tmpl, CKO_SECRET_KEY)?;
         pre_check(t, &tmpl, s.rw)?;
+        if t.backend().is_some() && tmpl.bool_or(CKA_TOKEN, false)? {
+            let len = tmpl.get_ulong(CKA_VALUE_LEN)?.unwrap_or(0) as usize;
+            let kind = match mech {
+                Mechanism::AesKeyGen => KeyKind::Aes { len },
+                Mechanism::GenericSecretKeyGen if tmpl.bool_or(CKA_SIGN, true)? => {
+                    let hash = match len {
+                        48 => Hash::Sha384,
+                        64 => Hash::Sha512,
+                        _ => Hash::Sha256,
+                    };
+                    KeyKind::Hmac { hash, len }
+                }
+                Mechanism::GenericSecretKeyGen => KeyKind::GenericSecret { len },
+                other => bail!(
+                    CKR_MECHANISM_INVALID,
+                    "mechanism {:#x} does not generate secret keys",
+                    other.mech_type()
+                ),
+            };
+            let spec = key_spec(kind, &Attributes::new(), &tmpl)?;
+            let made = t.generate_remote(&spec)?;
+            return made
+                .iter()
+                .find(|(c, _)| *c == CKO_SECRET_KEY)
+                .map(|(_, h)| *h)
+                .ok_or_else(|| {
+                    Error::new(CKR_DEVICE_ERROR, "the service created no secret key object")
+                });
+        }
         let generated = hsmux_mech::generate_key(mech, &tmpl)?;
         t.create(
             &tmpl,
@@ -405,6 +436,42 @@ impl Module {
         default_class(&mut st, CKO_PRIVATE_KEY)?;
         pre_check(t, &pt, s.rw)?;
         pre_check(t, &st, s.rw)?;
+        if t.backend().is_some() && st.bool_or(CKA_TOKEN, false)? {
+            let kind = match mech {
+                Mechanism::RsaPkcsKeyPairGen => {
+                    let bits = pt.get_ulong(CKA_MODULUS_BITS)?.ok_or_else(|| {
+                        Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_MODULUS_BITS is missing")
+                    })?;
+                    KeyKind::Rsa {
+                        bits: bits as usize,
+                    }
+                }
+                Mechanism::EcKeyPairGen => KeyKind::Ec {
+                    params: pt
+                        .get(CKA_EC_PARAMS)
+                        .ok_or_else(|| {
+                            Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS is missing")
+                        })?
+                        .to_vec(),
+                },
+                Mechanism::EcEdwardsKeyPairGen => KeyKind::Ed25519,
+                other => bail!(
+                    CKR_MECHANISM_INVALID,
+                    "mechanism {:#x} does not generate key pairs",
+                    other.mech_type()
+                ),
+            };
+            let spec = key_spec(kind, &pt, &st)?;
+            let made = t.generate_remote(&spec)?;
+            let find = |class| made.iter().find(|(c, _)| *c == class).map(|(_, h)| *h);
+            return match (find(CKO_PUBLIC_KEY), find(CKO_PRIVATE_KEY)) {
+                (Some(p), Some(k)) => Ok((p, k)),
+                _ => Err(Error::new(
+                    CKR_DEVICE_ERROR,
+                    "the service did not return both halves of the new key",
+                )),
+            };
+        }
         let (gp, gs) = hsmux_mech::generate_key_pair(mech, &pt, &st)?;
         // Both halves share one CKA_ID so clients can pair them.
         let id = match (pt.get(CKA_ID), st.get(CKA_ID)) {
@@ -434,7 +501,8 @@ impl Module {
         }
     }
 
-    /// A key object's parsed key, after the PKCS#11 usage checks.
+    /// A key object's parsed key, after the PKCS#11 usage checks; with whether it
+    /// needs a context-specific login per operation.
     fn usable_key(
         &self,
         t: &Token,
@@ -442,6 +510,18 @@ impl Module {
         usage: Usage,
         mech: &Mechanism,
     ) -> Result<(Arc<KeyMaterial>, bool)> {
+        let obj = self.key_object(t, key, usage, mech)?;
+        Ok((obj.key()?, obj.flag(CKA_ALWAYS_AUTHENTICATE)))
+    }
+
+    /// A key object after the PKCS#11 usage checks.
+    fn key_object(
+        &self,
+        t: &Token,
+        key: CK_OBJECT_HANDLE,
+        usage: Usage,
+        mech: &Mechanism,
+    ) -> Result<Arc<crate::object::Object>> {
         let invalid = match usage {
             Usage::Wrap => CKR_WRAPPING_KEY_HANDLE_INVALID,
             Usage::Unwrap => CKR_UNWRAPPING_KEY_HANDLE_INVALID,
@@ -481,7 +561,7 @@ impl Module {
                 );
             }
         }
-        Ok((obj.key()?, obj.flag(CKA_ALWAYS_AUTHENTICATE)))
+        Ok(obj)
     }
 
     /// `C_WrapKey`: the wrapped bytes (computed anew for a length query).
@@ -615,9 +695,21 @@ impl Module {
         if ops.sign.is_some() {
             bail!(CKR_OPERATION_ACTIVE);
         }
-        let (km, auth) = self.usable_key(t, key, Usage::Sign, mech)?;
-        ops.sign = Some(Pending::new(hsmux_mech::sign_init(mech, &km)?));
-        ops.sign_auth = auth;
+        let obj = self.key_object(t, key, Usage::Sign, mech)?;
+        let op: Box<dyn SignOp> = match (&obj.remote, t.backend()) {
+            (Some(key_ref), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
+                let public = obj.key().ok();
+                Box::new(RemoteSign::new(
+                    b.clone(),
+                    key_ref.clone(),
+                    mech,
+                    public.as_deref(),
+                )?)
+            }
+            _ => hsmux_mech::sign_init(mech, &obj.key()?)?,
+        };
+        ops.sign = Some(Pending::new(op));
+        ops.sign_auth = obj.flag(CKA_ALWAYS_AUTHENTICATE);
         Ok(())
     }
 
@@ -669,8 +761,14 @@ impl Module {
         if ops.verify.is_some() {
             bail!(CKR_OPERATION_ACTIVE);
         }
-        let (km, _) = self.usable_key(t, key, Usage::Verify, mech)?;
-        ops.verify = Some(hsmux_mech::verify_init(mech, &km)?);
+        let obj = self.key_object(t, key, Usage::Verify, mech)?;
+        ops.verify = Some(match (&obj.remote, t.backend()) {
+            // A MAC key in the service verifies there; public halves verify here.
+            (Some(key_ref), Some(b)) if obj.class() == CKO_SECRET_KEY => {
+                Box::new(RemoteVerify::new(b.clone(), key_ref.clone(), mech)?)
+            }
+            _ => hsmux_mech::verify_init(mech, &obj.key()?)?,
+        });
         Ok(())
     }
 
@@ -724,11 +822,21 @@ impl Module {
         } else {
             Usage::Decrypt
         };
-        let (km, auth) = self.usable_key(t, key, usage, mech)?;
-        let op = if encrypt {
-            hsmux_mech::encrypt_init(mech, &km)?
-        } else {
-            hsmux_mech::decrypt_init(mech, &km)?
+        let obj = self.key_object(t, key, usage, mech)?;
+        let auth = obj.flag(CKA_ALWAYS_AUTHENTICATE);
+        let op: Box<dyn CipherOp> = match (&obj.remote, t.backend()) {
+            (Some(key_ref), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
+                let public = obj.key().ok();
+                Box::new(RemoteCipher::new(
+                    b.clone(),
+                    key_ref.clone(),
+                    mech,
+                    encrypt,
+                    public.as_deref(),
+                )?)
+            }
+            _ if encrypt => hsmux_mech::encrypt_init(mech, &obj.key()?)?,
+            _ => hsmux_mech::decrypt_init(mech, &obj.key()?)?,
         };
         *slot = Some(Pending::new(op));
         if !encrypt {
@@ -875,6 +983,35 @@ impl Module {
         let mut ops = s.ops();
         deliver(&mut ops.digest, out, true, |op| op.len(), |op| op.finish())
     }
+}
+
+/// A service key request from PKCS#11 templates (public, private-or-secret).
+fn key_spec(kind: KeyKind, public: &Attributes, private: &Attributes) -> Result<KeySpec> {
+    let pick = |t| {
+        private
+            .get(t)
+            .filter(|v| !v.is_empty())
+            .or_else(|| public.get(t).filter(|v| !v.is_empty()))
+    };
+    let label = String::from_utf8(pick(CKA_LABEL).unwrap_or_default().to_vec())
+        .map_err(|_| Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_LABEL is not UTF-8"))?;
+    let usage = KeyUsage {
+        sign: private.bool_or(CKA_SIGN, true)?,
+        verify: public.bool_or(CKA_VERIFY, true)? && private.bool_or(CKA_VERIFY, true)?,
+        encrypt: public.bool_or(CKA_ENCRYPT, false)? || private.bool_or(CKA_ENCRYPT, false)?,
+        decrypt: private.bool_or(CKA_DECRYPT, false)?,
+        wrap: public.bool_or(CKA_WRAP, false)? || private.bool_or(CKA_WRAP, false)?,
+        unwrap: private.bool_or(CKA_UNWRAP, false)?,
+        derive: private.bool_or(CKA_DERIVE, false)?,
+    };
+    let raw = |a: &Attributes| a.iter().map(|(t, v)| (t, v.to_vec())).collect::<Vec<_>>();
+    Ok(KeySpec {
+        kind,
+        label,
+        id: pick(CKA_ID).unwrap_or_default().to_vec(),
+        usage,
+        extra: (raw(public), raw(private)),
+    })
 }
 
 fn default_class(t: &mut Attributes, class: CK_OBJECT_CLASS) -> Result<()> {

@@ -18,6 +18,8 @@ pub struct Object {
     pub owner: Option<CK_SESSION_HANDLE>,
     /// False while the secret part of a token object is sealed (no login yet).
     pub complete: bool,
+    /// The backend's reference, for objects held by a remote service.
+    pub remote: Option<String>,
     key: OnceLock<Arc<KeyMaterial>>,
 }
 
@@ -36,8 +38,14 @@ impl Object {
             store_id,
             owner,
             complete,
+            remote: None,
             key: OnceLock::new(),
         }
+    }
+    /// Marks the object as held by a remote service under `key_ref`.
+    pub fn with_remote(mut self, key_ref: String) -> Object {
+        self.remote = Some(key_ref);
+        self
     }
     /// `CKA_CLASS`.
     pub fn class(&self) -> CK_OBJECT_CLASS {
@@ -70,7 +78,17 @@ impl Object {
                 "the key's secret part is sealed until C_Login"
             );
         }
-        let k = Arc::new(KeyMaterial::from_attributes(&self.attrs)?);
+        let k = match (&self.remote, self.attrs.get(CKA_PUBLIC_KEY_INFO)) {
+            // A service's key: only its public half is here (for local verify/encrypt).
+            (Some(_), Some(spki)) if !spki.is_empty() => {
+                Arc::new(KeyMaterial::from_public_key_der(spki)?)
+            }
+            (Some(_), _) => bail!(
+                CKR_KEY_FUNCTION_NOT_PERMITTED,
+                "the key is held by its service"
+            ),
+            (None, _) => Arc::new(KeyMaterial::from_attributes(&self.attrs)?),
+        };
         Ok(self.key.get_or_init(|| k).clone())
     }
     /// Whether every `(type, value)` of a search template matches.

@@ -2,12 +2,17 @@
 //! PKCS#11 rules that govern them. Knows nothing of C pointers.
 
 use crate::object::{self, Object, Origin};
+use crate::remote;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
-use hsmux_backends::{LocalStore, MasterKey, ObjectId, ObjectRecord, Stamp, StoreError};
+use hsmux_backends::{
+    Backend, Capabilities, KeySpec, LocalStore, MasterKey, ObjectId, ObjectRecord, RemoteObject,
+    Stamp, StoreError,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// Minimum and maximum PIN lengths the token accepts.
 pub const PIN_LEN: std::ops::RangeInclusive<usize> = 4..=255;
@@ -26,6 +31,8 @@ struct Objects {
     stamps: HashMap<ObjectId, Stamp>,
     /// Records with a sealed part, kept to unseal them at each login.
     sealed: HashMap<ObjectId, ObjectRecord>,
+    /// Remote objects by (class, backend reference), so a re-listing keeps handles.
+    by_ref: HashMap<(u8, String), CK_OBJECT_HANDLE>,
     generation: Option<u64>,
 }
 
@@ -47,11 +54,27 @@ pub struct Token {
     pub slot_id: CK_SLOT_ID,
     /// Label from the configuration.
     pub config_label: String,
-    store: LocalStore,
+    kind: Kind,
     login: RwLock<Login>,
     objects: RwLock<Objects>,
     sessions: Mutex<HashMap<CK_SESSION_HANDLE, bool>>,
     handles: Arc<AtomicU64>,
+}
+
+/// Where a token's objects live.
+enum Kind {
+    /// The embedded store.
+    Local(LocalStore),
+    /// A remote service.
+    Remote(Remote),
+}
+
+struct Remote {
+    backend: Arc<dyn Backend>,
+    caps: Capabilities,
+    ttl: Duration,
+    /// When the object list was last fetched, and whether the user was logged in then.
+    listed: Mutex<Option<(Instant, bool)>>,
 }
 
 fn store_err(e: StoreError) -> Error {
@@ -103,12 +126,94 @@ impl Token {
         Ok(Token {
             slot_id,
             config_label: label.to_string(),
-            store,
+            kind: Kind::Local(store),
             login: RwLock::default(),
             objects: RwLock::default(),
             sessions: Mutex::default(),
             handles,
         })
+    }
+
+    /// A token served by a remote backend; the object cache lives `ttl` between listings.
+    pub fn open_remote(
+        slot_id: CK_SLOT_ID,
+        label: &str,
+        backend: Arc<dyn Backend>,
+        ttl: Duration,
+        handles: Arc<AtomicU64>,
+    ) -> Token {
+        let caps = backend.capabilities();
+        Token {
+            slot_id,
+            config_label: label.to_string(),
+            kind: Kind::Remote(Remote {
+                backend,
+                caps,
+                ttl,
+                listed: Mutex::new(None),
+            }),
+            login: RwLock::default(),
+            objects: RwLock::default(),
+            sessions: Mutex::default(),
+            handles,
+        }
+    }
+
+    fn store(&self) -> Result<&LocalStore> {
+        match &self.kind {
+            Kind::Local(s) => Ok(s),
+            Kind::Remote(r) => bail!(
+                CKR_FUNCTION_NOT_SUPPORTED,
+                "the {} token is managed by its service, not by PKCS#11 token administration",
+                r.backend.kind()
+            ),
+        }
+    }
+
+    fn remote(&self) -> Option<&Remote> {
+        match &self.kind {
+            Kind::Remote(r) => Some(r),
+            Kind::Local(_) => None,
+        }
+    }
+
+    /// The backend of a remote token.
+    pub fn backend(&self) -> Option<&Arc<dyn Backend>> {
+        self.remote().map(|r| &r.backend)
+    }
+
+    /// The model string of `C_GetTokenInfo`: the backend kind.
+    pub fn model(&self) -> &'static str {
+        match &self.kind {
+            Kind::Local(_) => "local",
+            Kind::Remote(r) => r.backend.kind(),
+        }
+    }
+
+    /// The mechanisms this token can do: everything in software for local and session
+    /// keys, narrowed for private/secret-key operations to what the service can do.
+    pub fn mechanisms(&self) -> Vec<(CK_MECHANISM_TYPE, hsmux_mech::MechInfo)> {
+        let all = hsmux_mech::mechanism_list()
+            .into_iter()
+            .filter_map(|m| hsmux_mech::mechanism_info(m).map(|i| (m, i)));
+        match self.remote() {
+            None => all.collect(),
+            Some(r) => all
+                .map(|(m, mut i)| {
+                    // Private keys of this token sign only where the service can;
+                    // verification and session keys stay in software.
+                    if remote::is_asymmetric_sign(m) && !remote::can_sign(&r.caps, m) {
+                        i.flags &= !CKF_SIGN;
+                    }
+                    if matches!(m, CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_RSA_X_509)
+                        && !remote::can_decrypt(&r.caps, m)
+                    {
+                        i.flags &= !(CKF_DECRYPT | CKF_UNWRAP);
+                    }
+                    (m, i)
+                })
+                .collect(),
+        }
     }
 
     fn next_handle(&self) -> CK_ULONG {
@@ -130,7 +235,19 @@ impl Token {
 
     /// Facts for `C_GetTokenInfo`.
     pub fn status(&self) -> Result<TokenStatus> {
-        let meta = self.store.meta().map_err(store_err)?;
+        if let Some(r) = self.remote() {
+            let s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            return Ok(TokenStatus {
+                label: self.config_label.clone(),
+                serial: r.backend.serial(),
+                flags: CKF_RNG
+                    | CKF_LOGIN_REQUIRED
+                    | CKF_TOKEN_INITIALIZED
+                    | CKF_USER_PIN_INITIALIZED,
+                sessions: (s.len(), s.values().filter(|rw| **rw).count()),
+            });
+        }
+        let meta = self.store()?.meta().map_err(store_err)?;
         let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED;
         if meta.initialized {
             flags |= CKF_TOKEN_INITIALIZED;
@@ -208,12 +325,12 @@ impl Token {
             bail!(CKR_SESSION_EXISTS, "C_InitToken with sessions open");
         }
         check_pin_len(so_pin)?;
-        let meta = self.store.meta().map_err(store_err)?;
+        let meta = self.store()?.meta().map_err(store_err)?;
         if meta.initialized {
             // Re-initialising wipes every key: only the SO may do it.
-            self.store.login_so(so_pin).map_err(store_err)?;
+            self.store()?.login_so(so_pin).map_err(store_err)?;
         }
-        self.store.init_token(so_pin, label).map_err(store_err)?;
+        self.store()?.init_token(so_pin, label).map_err(store_err)?;
         self.drop_login();
         *self.objects.write().unwrap_or_else(|e| e.into_inner()) = Objects::default();
         Ok(())
@@ -222,6 +339,9 @@ impl Token {
     /// `C_Login`.
     pub fn login(&self, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
         let current = self.user();
+        if let Some(r) = self.remote() {
+            return self.login_remote(r, user, current, pin);
+        }
         match user {
             CKU_SO => {
                 match current {
@@ -238,7 +358,7 @@ impl Token {
                 {
                     bail!(CKR_SESSION_READ_ONLY_EXISTS);
                 }
-                let mk = self.store.login_so(pin).map_err(store_err)?;
+                let mk = self.store()?.login_so(pin).map_err(store_err)?;
                 self.set_login(CKU_SO, mk)
             }
             CKU_USER => {
@@ -247,16 +367,47 @@ impl Token {
                     Some(_) => bail!(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
                     None => {}
                 }
-                let mk = self.store.login_user(pin).map_err(store_err)?;
+                let mk = self.store()?.login_user(pin).map_err(store_err)?;
                 self.set_login(CKU_USER, mk)
             }
             CKU_CONTEXT_SPECIFIC => {
                 if current != Some(CKU_USER) {
                     bail!(CKR_USER_NOT_LOGGED_IN);
                 }
-                self.store.login_user(pin).map_err(store_err)?;
+                self.store()?.login_user(pin).map_err(store_err)?;
                 Ok(())
             }
+            _ => bail!(CKR_USER_TYPE_INVALID),
+        }
+    }
+
+    fn login_remote(
+        &self,
+        r: &Remote,
+        user: CK_USER_TYPE,
+        current: Option<CK_USER_TYPE>,
+        pin: &[u8],
+    ) -> Result<()> {
+        match (user, current) {
+            (CKU_USER, Some(CKU_USER)) => bail!(CKR_USER_ALREADY_LOGGED_IN),
+            (CKU_USER, None) => {
+                r.backend
+                    .login(pin)
+                    .map_err(|e| remote::backend_err(e, "login"))?;
+                self.login.write().unwrap_or_else(|e| e.into_inner()).user = Some(CKU_USER);
+                // Private objects become listable now.
+                self.refresh()
+            }
+            (CKU_CONTEXT_SPECIFIC, Some(CKU_USER)) => r
+                .backend
+                .login(pin)
+                .map_err(|e| remote::backend_err(e, "login")),
+            (CKU_CONTEXT_SPECIFIC, _) => bail!(CKR_USER_NOT_LOGGED_IN),
+            (CKU_SO, _) => bail!(
+                CKR_USER_TYPE_INVALID,
+                "a {} token has no security officer: it is administered in its service",
+                r.backend.kind()
+            ),
             _ => bail!(CKR_USER_TYPE_INVALID),
         }
     }
@@ -317,7 +468,7 @@ impl Token {
         check_pin_len(pin)?;
         let l = self.login.read().unwrap_or_else(|e| e.into_inner());
         match (&l.user, &l.master) {
-            (Some(CKU_SO), Some(mk)) => self.store.init_user_pin(mk, pin).map_err(store_err),
+            (Some(CKU_SO), Some(mk)) => self.store()?.init_user_pin(mk, pin).map_err(store_err),
             _ => bail!(CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs the SO logged in"),
         }
     }
@@ -326,8 +477,8 @@ impl Token {
     pub fn set_pin(&self, old: &[u8], new: &[u8]) -> Result<()> {
         check_pin_len(new)?;
         match self.user() {
-            Some(CKU_SO) => self.store.set_so_pin(old, new).map_err(store_err),
-            _ => self.store.set_user_pin(old, new).map_err(store_err),
+            Some(CKU_SO) => self.store()?.set_so_pin(old, new).map_err(store_err),
+            _ => self.store()?.set_user_pin(old, new).map_err(store_err),
         }
     }
 
@@ -381,7 +532,10 @@ impl Token {
 
     /// Brings the object cache up to date with the store (other processes may write it).
     pub fn refresh(&self) -> Result<()> {
-        let gen = self.store.generation().map_err(store_err)?;
+        if let Some(r) = self.remote() {
+            return self.refresh_remote(r);
+        }
+        let gen = self.store()?.generation().map_err(store_err)?;
         if self
             .objects
             .read()
@@ -397,9 +551,9 @@ impl Token {
             return Ok(());
         }
         let updated = if o.generation.is_none() {
-            self.store.load_all().map_err(store_err)?
+            self.store()?.load_all().map_err(store_err)?
         } else {
-            let ch = self.store.changes_since(&o.stamps).map_err(store_err)?;
+            let ch = self.store()?.changes_since(&o.stamps).map_err(store_err)?;
             for id in &ch.removed {
                 Self::forget_stored(&mut o, id);
             }
@@ -415,6 +569,93 @@ impl Token {
         }
         o.generation = Some(gen);
         Ok(())
+    }
+
+    fn refresh_remote(&self, r: &Remote) -> Result<()> {
+        let user = self.user() == Some(CKU_USER);
+        {
+            let listed = r.listed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, as_user)) = *listed {
+                if as_user == user && at.elapsed() < r.ttl {
+                    return Ok(());
+                }
+            }
+        }
+        // The listing is a network call: no object lock is held across it.
+        let objects = match r.backend.list() {
+            Ok(v) => v,
+            Err(e) if !user => {
+                tracing::info!(token = %self.config_label, "listing before login failed: {e}");
+                Vec::new()
+            }
+            Err(e) => return Err(remote::backend_err(e, "list")),
+        };
+        let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        let mut seen = std::collections::HashSet::new();
+        for ro in &objects {
+            match self.admit_remote(&mut o, ro, r.caps.destroy) {
+                Ok(h) => {
+                    seen.insert(h);
+                }
+                Err(e) => {
+                    tracing::warn!(token = %self.config_label, key = %ro.key_ref, "skipping object the service describes oddly: {e}")
+                }
+            }
+        }
+        o.live
+            .retain(|h, obj| obj.remote.is_none() || seen.contains(h));
+        o.by_ref.retain(|_, h| seen.contains(h));
+        *r.listed.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), user));
+        Ok(())
+    }
+
+    /// Installs (or replaces, keeping its handle) one remote object.
+    fn admit_remote(
+        &self,
+        o: &mut Objects,
+        ro: &RemoteObject,
+        destroyable: bool,
+    ) -> Result<CK_OBJECT_HANDLE> {
+        let attrs = remote::describe(ro, destroyable)?;
+        let key = (ro.class as u8, ro.key_ref.clone());
+        let h = match o.by_ref.get(&key) {
+            Some(h) => *h,
+            None => self.next_handle(),
+        };
+        o.by_ref.insert(key, h);
+        o.live.insert(
+            h,
+            Arc::new(Object::new(h, attrs, None, None, true).with_remote(ro.key_ref.clone())),
+        );
+        Ok(h)
+    }
+
+    /// Creates a key in the remote service; returns the new objects' handles in the
+    /// order the service listed them.
+    pub fn generate_remote(
+        &self,
+        spec: &KeySpec,
+    ) -> Result<Vec<(CK_OBJECT_CLASS, CK_OBJECT_HANDLE)>> {
+        let r = self
+            .remote()
+            .ok_or_else(|| Error::general("not a remote token"))?;
+        if self.user() != Some(CKU_USER) {
+            bail!(
+                CKR_USER_NOT_LOGGED_IN,
+                "creating keys needs the user logged in"
+            );
+        }
+        let created = r
+            .backend
+            .generate(spec)
+            .map_err(|e| remote::backend_err(e, "generate"))?;
+        let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for ro in &created {
+            let h = self.admit_remote(&mut o, ro, r.caps.destroy)?;
+            out.push((o.live[&h].class(), h));
+        }
+        Ok(out)
     }
 
     /// The object behind `h` if this session may see it.
@@ -476,6 +717,26 @@ impl Token {
                 .insert(h, Arc::new(obj));
             return Ok(h);
         }
+        if let Some(r) = self.remote() {
+            if !r.caps.create_objects {
+                bail!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "a {} token cannot store objects created by applications; use CKA_TOKEN=false",
+                    r.backend.kind()
+                );
+            }
+            let raw: Vec<(u64, Vec<u8>)> = attrs
+                .iter()
+                .filter(|(t, _)| *t != CKA_UNIQUE_ID)
+                .map(|(t, v)| (t, v.to_vec()))
+                .collect();
+            let ro = r
+                .backend
+                .create_object(&raw)
+                .map_err(|e| remote::backend_err(e, "create object"))?;
+            let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+            return self.admit_remote(&mut o, &ro, r.caps.destroy);
+        }
         let id = LocalStore::new_object_id();
         let h = self.next_handle();
         self.persist(&id, attrs, h)?;
@@ -511,7 +772,7 @@ impl Token {
                 sealed: Vec::new(),
             }
         };
-        let stamp = self.store.put_object(&rec).map_err(store_err)?;
+        let stamp = self.store()?.put_object(&rec).map_err(store_err)?;
         let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
         o.stamps.insert(id.clone(), stamp);
         if rec.sealed.is_empty() {
@@ -574,11 +835,25 @@ impl Token {
                 "the object has CKA_DESTROYABLE=false"
             );
         }
+        if let (Some(key_ref), Some(r)) = (&obj.remote, self.remote()) {
+            if !rw {
+                bail!(CKR_SESSION_READ_ONLY, "token objects need a R/W session");
+            }
+            r.backend
+                .destroy(key_ref)
+                .map_err(|e| remote::backend_err(e, "destroy"))?;
+            // Every object of that service key (both halves of a pair) goes with it.
+            let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
+            o.live
+                .retain(|_, x| x.remote.as_deref() != Some(key_ref.as_str()));
+            o.by_ref.retain(|(_, k), _| k != key_ref);
+            return Ok(());
+        }
         if let Some(id) = &obj.store_id {
             if !rw {
                 bail!(CKR_SESSION_READ_ONLY, "token objects need a R/W session");
             }
-            self.store.delete_object(id).map_err(store_err)?;
+            self.store()?.delete_object(id).map_err(store_err)?;
             let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
             Self::forget_stored(&mut o, id);
         } else {

@@ -111,7 +111,8 @@ pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: CK_SLOT_INFO_PTR)
 pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: CK_TOKEN_INFO_PTR) -> CK_RV {
     guard("C_GetTokenInfo", || {
         let m = module()?;
-        let st = m.token(slot)?.status()?;
+        let t = m.token(slot)?;
+        let st = t.status()?;
         let mut i = CK_TOKEN_INFO {
             label: [0; 32],
             manufacturerID: [0; 32],
@@ -134,7 +135,7 @@ pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: CK_TOKEN_INFO_PT
         };
         pad(&mut i.label, &st.label);
         pad(&mut i.manufacturerID, MANUFACTURER);
-        pad(&mut i.model, "local");
+        pad(&mut i.model, t.model());
         pad(&mut i.serialNumber, &st.serial);
         // SAFETY: checked by `put`.
         unsafe { put(info, i)? };
@@ -149,8 +150,13 @@ pub unsafe extern "C" fn C_GetMechanismList(
     count: CK_ULONG_PTR,
 ) -> CK_RV {
     guard("C_GetMechanismList", || {
-        module()?.token(slot)?;
-        let mechs = hsmux_mech::mechanism_list();
+        let m = module()?;
+        let mechs: Vec<CK_MECHANISM_TYPE> = m
+            .token(slot)?
+            .mechanisms()
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
         // SAFETY: pointers as the caller passed them, checked in `fill_list`.
         unsafe { fill_list(list, count, &mechs) }
     })
@@ -163,8 +169,14 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
     info: CK_MECHANISM_INFO_PTR,
 ) -> CK_RV {
     guard("C_GetMechanismInfo", || {
-        module()?.token(slot)?;
-        let mi = hsmux_mech::mechanism_info(t).ok_or_else(|| Error::rv(CKR_MECHANISM_INVALID))?;
+        let m = module()?;
+        let mi = m
+            .token(slot)?
+            .mechanisms()
+            .into_iter()
+            .find(|(x, _)| *x == t)
+            .map(|(_, i)| i)
+            .ok_or_else(|| Error::rv(CKR_MECHANISM_INVALID))?;
         let i = CK_MECHANISM_INFO {
             ulMinKeySize: mi.min_key,
             ulMaxKeySize: mi.max_key,
