@@ -585,3 +585,161 @@ impl CipherOp for RemoteCipher {
         self.out_len.max(self.buf.len() + in_len + 16)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsmux_backends::{BackendResult, KeyUsage};
+    use std::sync::Mutex;
+
+    /// A service holding one P-256 key, recording every request it gets.
+    struct Recording {
+        key: openssl::ec::EcKey<openssl::pkey::Private>,
+        calls: Mutex<Vec<SignRequest>>,
+    }
+
+    impl Backend for Recording {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn serial(&self) -> String {
+            "0".into()
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                ecdsa: true,
+                hashes: vec![Hash::Sha256],
+                ..Default::default()
+            }
+        }
+        fn login(&self, _pin: &[u8]) -> BackendResult<()> {
+            Ok(())
+        }
+        fn list(&self) -> BackendResult<Vec<RemoteObject>> {
+            Ok(Vec::new())
+        }
+        fn sign(&self, _key: &str, req: &SignRequest) -> BackendResult<Vec<u8>> {
+            self.calls.lock().unwrap().push(req.clone());
+            let SignRequest::Ecdsa { digest, .. } = req else {
+                return Err(BackendError::Unsupported("only ECDSA".into()));
+            };
+            let sig = openssl::ecdsa::EcdsaSig::sign(digest, &self.key)
+                .map_err(|e| BackendError::Other(e.to_string()))?;
+            let mut out = sig.r().to_vec_padded(32).unwrap();
+            out.extend(sig.s().to_vec_padded(32).unwrap());
+            Ok(out)
+        }
+        fn decrypt(&self, _key: &str, _req: &CipherRequest) -> BackendResult<Vec<u8>> {
+            Err(BackendError::Unsupported("decrypt".into()))
+        }
+    }
+
+    fn recording() -> Arc<Recording> {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        Arc::new(Recording {
+            key: openssl::ec::EcKey::generate(&group).unwrap(),
+            calls: Mutex::default(),
+        })
+    }
+
+    #[test]
+    fn multi_part_ecdsa_sha256_hashes_locally_and_calls_the_service_once() {
+        let b = recording();
+        let spki = openssl::pkey::PKey::from_ec_key(b.key.clone())
+            .unwrap()
+            .public_key_to_der()
+            .unwrap();
+        let public = KeyMaterial::from_public_key_der(&spki).unwrap();
+        let mut op = RemoteSign::new(
+            b.clone(),
+            "k".into(),
+            &Mechanism::EcdsaSha256,
+            Some(&public),
+        )
+        .unwrap();
+        assert_eq!(op.sig_len(), 64);
+        op.update(b"hello ").unwrap();
+        op.update(b"world").unwrap();
+        let sig = op.finish().unwrap();
+        let calls = b.calls.lock().unwrap();
+        assert_eq!(calls.len(), 1);
+        let want = openssl::sha::sha256(b"hello world").to_vec();
+        assert_eq!(
+            calls[0],
+            SignRequest::Ecdsa {
+                hash: Some(Hash::Sha256),
+                digest: want.clone()
+            }
+        );
+        let r = openssl::bn::BigNum::from_slice(&sig[..32]).unwrap();
+        let s = openssl::bn::BigNum::from_slice(&sig[32..]).unwrap();
+        let es = openssl::ecdsa::EcdsaSig::from_private_components(r, s).unwrap();
+        assert!(es.verify(&want, &b.key).unwrap());
+    }
+
+    #[test]
+    fn mechanisms_the_service_lacks_are_refused_at_init() {
+        let b = recording();
+        let e = RemoteSign::new(b, "k".into(), &Mechanism::Sha384RsaPkcs, None)
+            .err()
+            .unwrap();
+        assert_eq!(e.rv, CKR_MECHANISM_INVALID);
+    }
+
+    #[test]
+    fn described_private_keys_are_sensitive_and_carry_public_values() {
+        let b = recording();
+        let spki = openssl::pkey::PKey::from_ec_key(b.key.clone())
+            .unwrap()
+            .public_key_to_der()
+            .unwrap();
+        let ro = RemoteObject {
+            key_ref: "arn:k".into(),
+            class: ObjectClass::PrivateKey,
+            id: vec![1, 2],
+            label: "web".into(),
+            kind: Some(KeyKind::Ec { params: vec![] }),
+            public_key_der: Some(spki),
+            value: None,
+            usage: KeyUsage {
+                sign: true,
+                ..Default::default()
+            },
+            never_extractable: true,
+            extra: vec![],
+        };
+        let a = describe(&ro, true).unwrap();
+        assert_eq!(a.get_ulong(CKA_CLASS).unwrap(), Some(CKO_PRIVATE_KEY));
+        assert_eq!(a.get_bool(CKA_SENSITIVE).unwrap(), Some(true));
+        assert_eq!(a.get_bool(CKA_EXTRACTABLE).unwrap(), Some(false));
+        assert_eq!(a.get_bool(CKA_DECRYPT).unwrap(), Some(false));
+        assert!(a.get(CKA_EC_PARAMS).is_some_and(|p| !p.is_empty()));
+        assert!(!a.has(CKA_VALUE));
+        assert_eq!(a.get(CKA_LABEL), Some(&b"web"[..]));
+    }
+
+    #[test]
+    fn backend_errors_map_to_precise_return_values() {
+        assert_eq!(
+            backend_err(BackendError::NotFound("x".into()), "s").rv,
+            CKR_KEY_HANDLE_INVALID
+        );
+        assert_eq!(
+            backend_err(BackendError::NotPermitted("x".into()), "s").rv,
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        );
+        assert_eq!(
+            backend_err(BackendError::Auth("x".into()), "s").rv,
+            CKR_DEVICE_ERROR
+        );
+        assert_eq!(
+            backend_err(
+                BackendError::Vendor(CKR_PIN_EXPIRED, "x".into()),
+                "s"
+            )
+            .rv,
+            CKR_PIN_EXPIRED
+        );
+    }
+}
