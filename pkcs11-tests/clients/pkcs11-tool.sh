@@ -271,6 +271,54 @@ data_roundtrip() {
     cmp blob.bin blob.read
 }
 check "--write-object data object, read back identical" data_roundtrip
+
+# Keys made outside the token and imported with C_CreateObject: the token's results must
+# equal OpenSSL's with the same key material.
+openssl rand -out imported-aes.key 32
+IMPORTED_AES_HEX=$(od -An -tx1 imported-aes.key | tr -d ' \n')
+IV=000102030405060708090a0b0c0d0e0f
+head -c 96 /dev/urandom >aes96.plain
+check_output "--write-object --type secrkey --key-type AES:32 (import)" "Secret Key Object; AES length 32" \
+    p11u --write-object imported-aes.key --type secrkey --key-type AES:32 --id 07 --label impaes
+aes_matches_openssl() { # aes_matches_openssl PKCS11_MECH OPENSSL_CIPHER [openssl enc args]
+    local mech=$1 cipher=$2
+    shift 2
+    p11u --encrypt --id 07 -m "$mech" --iv "$IV" -i aes96.plain -o "aes96.$mech"
+    openssl enc "-$cipher" -K "$IMPORTED_AES_HEX" "$@" -in aes96.plain -out "aes96.$mech.ref"
+    cmp "aes96.$mech" "aes96.$mech.ref"
+}
+check "AES-CBC-PAD ciphertext of the imported key equals OpenSSL's" \
+    aes_matches_openssl AES-CBC-PAD aes-256-cbc -iv "$IV"
+check "AES-CBC ciphertext of the imported key equals OpenSSL's" \
+    aes_matches_openssl AES-CBC aes-256-cbc -iv "$IV" -nopad
+check "AES-ECB ciphertext of the imported key equals OpenSSL's" \
+    aes_matches_openssl AES-ECB aes-256-ecb -nopad
+aes_decrypts_openssl() {
+    openssl enc -aes-256-cbc -K "$IMPORTED_AES_HEX" -iv "$IV" -in data.bin -out data.aes
+    p11u --decrypt --id 07 -m AES-CBC-PAD --iv "$IV" -i data.aes -o data.aes.dec
+    cmp data.bin data.aes.dec
+}
+check "AES-CBC-PAD decrypts an OpenSSL ciphertext (imported key)" aes_decrypts_openssl
+
+imported_keypair() { # imported_keypair ALG_ARGS ID MECH OPENSSL_DGST_ARGS...
+    local genargs=$1 id=$2 mech=$3
+    shift 3
+    # shellcheck disable=SC2086 # genargs holds several words on purpose
+    openssl genpkey $genargs -out "imported-$id.key" 2>/dev/null
+    openssl pkey -in "imported-$id.key" -pubout -out "imported-$id.pub"
+    p11u --write-object "imported-$id.key" --type privkey --id "$id" --label "imported-$id"
+    p11u --write-object "imported-$id.pub" --type pubkey --id "$id" --label "imported-$id"
+    p11u --sign --id "$id" -m "$mech" --signature-format openssl -i data.bin -o "imported-$id.sig"
+    openssl dgst "$@" -verify "imported-$id.pub" -signature "imported-$id.sig" data.bin
+    p11u --verify --id "$id" -m "$mech" --signature-format openssl -i data.bin \
+        --signature-file "imported-$id.sig" >"imported-$id.verify" 2>&1
+    must_match "imported-$id.verify" "^Signature is valid"
+}
+check "imported EC P-256 key pair: token signs (ECDSA-SHA256), OpenSSL and token verify" \
+    imported_keypair "-algorithm EC -pkeyopt ec_paramgen_curve:P-256" 11 ECDSA-SHA256 -sha256
+check "imported RSA 2048 key pair: token signs (SHA256-RSA-PKCS), OpenSSL and token verify" \
+    imported_keypair "-algorithm RSA -pkeyopt rsa_keygen_bits:2048" 12 SHA256-RSA-PKCS -sha256
+
 delete_key() {
     p11u --keypairgen --key-type EC:prime256v1 --id 0d --label doomed
     p11u --delete-object --type privkey --label doomed
