@@ -8,6 +8,9 @@
 
 pub mod backend;
 pub mod local;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
+pub mod secret;
 
 pub use backend::{
     Backend, BackendError, BackendResult, Capabilities, CipherRequest, Hash, KeyKind, KeySpec,
@@ -18,3 +21,7 @@ pub use local::{
     Changes, LocalStore, MasterKey, ObjectId, ObjectRecord, Stamp, StoreError, StoreResult,
     TokenMeta,
 };
+
+#[cfg(feature = "pkcs11")]
+pub use pkcs11::{Pkcs11Backend, Pkcs11Settings};
+pub use secret::resolve_secret;
