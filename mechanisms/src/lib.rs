@@ -58,6 +58,7 @@ mod hash;
 pub mod key;
 pub mod keygen;
 pub mod mech;
+pub mod message;
 pub mod ops;
 pub mod wrap;
 
@@ -66,6 +67,7 @@ pub use error::{rv_name, Error, Result};
 pub use key::KeyMaterial;
 pub use keygen::*;
 pub use mech::{mechanism_info, mechanism_list, HashAlg, MechInfo, Mechanism};
+pub use message::{GcmMessages, GcmStream, MessageParams};
 pub use ops::*;
 pub use wrap::{derive_ecdh, derive_ecdh_key, unwrap, wrap};
 

@@ -784,7 +784,14 @@ const TABLE: &[(CK_MECHANISM_TYPE, MechInfo)] = &{
         (CKM_SHA384_HMAC, i(1, G, SV)),
         (CKM_SHA512_HMAC, i(1, G, SV)),
         (CKM_AES_KEY_GEN, i(16, 32, CKF_GENERATE)),
-        (CKM_AES_GCM, i(16, 32, ED)),
+        (
+            CKM_AES_GCM,
+            i(
+                16,
+                32,
+                ED | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT | CKF_MULTI_MESSAGE,
+            ),
+        ),
         (CKM_AES_CBC_PAD, i(16, 32, ED | WU)),
         (CKM_AES_CBC, i(16, 32, ED | WU)),
         (CKM_AES_ECB, i(16, 32, ED)),

@@ -9,7 +9,10 @@ use crate::token::Token;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
 use hsmux_backends::{Hash, KeyKind, KeySpec, KeyUsage};
-use hsmux_mech::{CipherOp, DigestOp, KeyMaterial, Mechanism, SignOp, VerifyOp};
+use hsmux_mech::{
+    CipherOp, DigestOp, GcmMessages, GcmStream, KeyMaterial, Mechanism, MessageParams, SignOp,
+    VerifyOp,
+};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -109,6 +112,7 @@ pub struct Ops {
     encrypt: Option<Pending<Box<dyn CipherOp>>>,
     decrypt: Option<Pending<Box<dyn CipherOp>>>,
     digest: Option<Pending<Box<dyn DigestOp>>>,
+    message: Option<MessageOp>,
     /// The key of the active sign/decrypt has `CKA_ALWAYS_AUTHENTICATE` and no
     /// `C_Login(CKU_CONTEXT_SPECIFIC)` has been made for this operation yet.
     sign_auth: bool,
@@ -136,6 +140,14 @@ impl Ops {
         }
         Ok(())
     }
+}
+
+/// A message-based (PKCS#11 3.0) AES-GCM operation.
+struct MessageOp {
+    gcm: GcmMessages,
+    encrypt: bool,
+    /// The message being processed in parts, if any.
+    stream: Option<GcmStream>,
 }
 
 /// One session.
@@ -510,7 +522,7 @@ impl Module {
         usage: Usage,
         mech: &Mechanism,
     ) -> Result<(Arc<KeyMaterial>, bool)> {
-        let obj = self.key_object(t, key, usage, mech)?;
+        let obj = self.key_object(t, key, usage, mech.mech_type())?;
         Ok((obj.key()?, obj.flag(CKA_ALWAYS_AUTHENTICATE)))
     }
 
@@ -520,7 +532,7 @@ impl Module {
         t: &Token,
         key: CK_OBJECT_HANDLE,
         usage: Usage,
-        mech: &Mechanism,
+        m: CK_MECHANISM_TYPE,
     ) -> Result<Arc<crate::object::Object>> {
         let invalid = match usage {
             Usage::Wrap => CKR_WRAPPING_KEY_HANDLE_INVALID,
@@ -549,7 +561,6 @@ impl Module {
             bail!(CKR_KEY_FUNCTION_NOT_PERMITTED, "key {key} has {name}=false");
         }
         if let Some(allowed) = obj.attrs.get(CKA_ALLOWED_MECHANISMS) {
-            let m = mech.mech_type();
             let ok = allowed.is_empty()
                 || allowed
                     .chunks_exact(hsmux_mech::attr::ULONG_LEN)
@@ -695,7 +706,7 @@ impl Module {
         if ops.sign.is_some() {
             bail!(CKR_OPERATION_ACTIVE);
         }
-        let obj = self.key_object(t, key, Usage::Sign, mech)?;
+        let obj = self.key_object(t, key, Usage::Sign, mech.mech_type())?;
         let op: Box<dyn SignOp> = match (&obj.remote, t.backend()) {
             (Some(key_ref), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
                 let public = obj.key().ok();
@@ -761,7 +772,7 @@ impl Module {
         if ops.verify.is_some() {
             bail!(CKR_OPERATION_ACTIVE);
         }
-        let obj = self.key_object(t, key, Usage::Verify, mech)?;
+        let obj = self.key_object(t, key, Usage::Verify, mech.mech_type())?;
         ops.verify = Some(match (&obj.remote, t.backend()) {
             // A MAC key in the service verifies there; public halves verify here.
             (Some(key_ref), Some(b)) if obj.class() == CKO_SECRET_KEY => {
@@ -822,7 +833,7 @@ impl Module {
         } else {
             Usage::Decrypt
         };
-        let obj = self.key_object(t, key, usage, mech)?;
+        let obj = self.key_object(t, key, usage, mech.mech_type())?;
         let auth = obj.flag(CKA_ALWAYS_AUTHENTICATE);
         let op: Box<dyn CipherOp> = match (&obj.remote, t.backend()) {
             (Some(key_ref), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
@@ -913,6 +924,148 @@ impl Module {
         }
         let slot = Self::cipher_slot(&mut ops, encrypt);
         deliver(slot, out, true, |op| op.finish_len(), |op| op.finish())
+    }
+
+    // ---- message-based encryption (3.0) ------------------------------------------
+
+    /// `C_MessageEncryptInit` / `C_MessageDecryptInit` (AES-GCM).
+    pub fn message_init(
+        &self,
+        h: CK_SESSION_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        key: CK_OBJECT_HANDLE,
+        encrypt: bool,
+    ) -> Result<()> {
+        let (s, t) = self.session(h)?;
+        let mut ops = s.ops();
+        if ops.message.is_some() {
+            bail!(CKR_OPERATION_ACTIVE);
+        }
+        if mech != CKM_AES_GCM {
+            bail!(
+                CKR_MECHANISM_INVALID,
+                "message-based encryption is offered for CKM_AES_GCM only"
+            );
+        }
+        let usage = if encrypt {
+            Usage::Encrypt
+        } else {
+            Usage::Decrypt
+        };
+        let obj = self.key_object(t, key, usage, mech)?;
+        let gcm = GcmMessages::new(&obj.key()?)?;
+        ops.message = Some(MessageOp {
+            gcm,
+            encrypt,
+            stream: None,
+        });
+        Ok(())
+    }
+
+    fn message_op(ops: &mut Ops, encrypt: bool) -> Result<&mut MessageOp> {
+        match ops.message.as_mut() {
+            Some(m) if m.encrypt == encrypt => Ok(m),
+            _ => Err(Error::rv(CKR_OPERATION_NOT_INITIALIZED)),
+        }
+    }
+
+    /// `C_EncryptMessage` / `C_DecryptMessage`: one whole message. GCM output is as long
+    /// as its input, so buffer sizes are settled before any work is done.
+    #[allow(clippy::too_many_arguments)]
+    pub fn message_one(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        p: &MessageParams,
+        iv: &mut [u8],
+        tag: &mut [u8],
+        aad: &[u8],
+        data: &[u8],
+        out: Out<'_>,
+    ) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let m = Self::message_op(&mut ops, encrypt)?;
+        if m.stream.is_some() {
+            bail!(
+                CKR_OPERATION_ACTIVE,
+                "a message is being processed in parts"
+            );
+        }
+        let buf = match out {
+            Out::Query => return Ok(Produced::Len(data.len())),
+            Out::Buf(b) if b.len() < data.len() => return Ok(Produced::TooSmall(data.len())),
+            Out::Buf(b) => b,
+        };
+        let result = if encrypt {
+            Zeroizing::new(m.gcm.seal(p, iv, tag, aad, data)?)
+        } else {
+            m.gcm.open(p, iv, tag, aad, data)?
+        };
+        buf[..result.len()].copy_from_slice(&result);
+        Ok(Produced::Written(result.len()))
+    }
+
+    /// `C_EncryptMessageBegin` / `C_DecryptMessageBegin`.
+    pub fn message_begin(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        p: &MessageParams,
+        iv: &mut [u8],
+        aad: &[u8],
+    ) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let m = Self::message_op(&mut ops, encrypt)?;
+        if m.stream.is_some() {
+            bail!(CKR_OPERATION_ACTIVE, "the previous message has not ended");
+        }
+        m.stream = Some(m.gcm.begin(p, iv, aad, encrypt)?);
+        Ok(())
+    }
+
+    /// `C_EncryptMessageNext` / `C_DecryptMessageNext`; `end` finishes the message.
+    #[allow(clippy::too_many_arguments)]
+    pub fn message_next(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        p: &MessageParams,
+        tag: &mut [u8],
+        data: &[u8],
+        out: Out<'_>,
+        end: bool,
+    ) -> Result<Produced> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        let m = Self::message_op(&mut ops, encrypt)?;
+        let stream = m
+            .stream
+            .as_mut()
+            .ok_or_else(|| Error::new(CKR_OPERATION_NOT_INITIALIZED, "no message begun"))?;
+        let buf = match out {
+            Out::Query => return Ok(Produced::Len(data.len())),
+            Out::Buf(b) if b.len() < data.len() => return Ok(Produced::TooSmall(data.len())),
+            Out::Buf(b) => b,
+        };
+        let mut result = Zeroizing::new(stream.next(data)?);
+        if end {
+            let tail = stream.end(p, tag);
+            m.stream = None;
+            result.extend(tail?);
+        }
+        buf[..result.len()].copy_from_slice(&result);
+        Ok(Produced::Written(result.len()))
+    }
+
+    /// `C_MessageEncryptFinal` / `C_MessageDecryptFinal`.
+    pub fn message_final(&self, h: CK_SESSION_HANDLE, encrypt: bool) -> Result<()> {
+        let (s, _) = self.session(h)?;
+        let mut ops = s.ops();
+        Self::message_op(&mut ops, encrypt)?;
+        ops.message = None;
+        Ok(())
     }
 
     // ---- digest --------------------------------------------------------------------

@@ -28,16 +28,6 @@ not_supported! {
     C_DecryptVerifyUpdate(h: CK_SESSION_HANDLE, e: CK_BYTE_PTR, el: CK_ULONG, p: CK_BYTE_PTR, pl: CK_ULONG_PTR);
     C_LoginUser(h: CK_SESSION_HANDLE, u: CK_USER_TYPE, p: CK_UTF8CHAR_PTR, pl: CK_ULONG, n: CK_UTF8CHAR_PTR, nl: CK_ULONG);
     C_SessionCancel(h: CK_SESSION_HANDLE, f: CK_FLAGS);
-    C_MessageEncryptInit(h: CK_SESSION_HANDLE, m: CK_MECHANISM_PTR, k: CK_OBJECT_HANDLE);
-    C_EncryptMessage(h: CK_SESSION_HANDLE, p: CK_VOID_PTR, pl: CK_ULONG, a: CK_BYTE_PTR, al: CK_ULONG, d: CK_BYTE_PTR, dl: CK_ULONG, o: CK_BYTE_PTR, ol: CK_ULONG_PTR);
-    C_EncryptMessageBegin(h: CK_SESSION_HANDLE, p: CK_VOID_PTR, pl: CK_ULONG, a: CK_BYTE_PTR, al: CK_ULONG);
-    C_EncryptMessageNext(h: CK_SESSION_HANDLE, p: CK_VOID_PTR, pl: CK_ULONG, d: CK_BYTE_PTR, dl: CK_ULONG, o: CK_BYTE_PTR, ol: CK_ULONG_PTR, f: CK_FLAGS);
-    C_MessageEncryptFinal(h: CK_SESSION_HANDLE);
-    C_MessageDecryptInit(h: CK_SESSION_HANDLE, m: CK_MECHANISM_PTR, k: CK_OBJECT_HANDLE);
-    C_DecryptMessage(h: CK_SESSION_HANDLE, p: CK_VOID_PTR, pl: CK_ULONG, a: CK_BYTE_PTR, al: CK_ULONG, d: CK_BYTE_PTR, dl: CK_ULONG, o: CK_BYTE_PTR, ol: CK_ULONG_PTR);
-    C_DecryptMessageBegin(h: CK_SESSION_HANDLE, p: CK_VOID_PTR, pl: CK_ULONG, a: CK_BYTE_PTR, al: CK_ULONG);
-    C_DecryptMessageNext(h: CK_SESSION_HANDLE, p: CK_VOID_PTR, pl: CK_ULONG, d: CK_BYTE_PTR, dl: CK_ULONG, o: CK_BYTE_PTR, ol: CK_ULONG_PTR, f: CK_FLAGS);
-    C_MessageDecryptFinal(h: CK_SESSION_HANDLE);
     C_MessageSignInit(h: CK_SESSION_HANDLE, m: CK_MECHANISM_PTR, k: CK_OBJECT_HANDLE);
     C_SignMessage(h: CK_SESSION_HANDLE, p: CK_VOID_PTR, pl: CK_ULONG, d: CK_BYTE_PTR, dl: CK_ULONG, s: CK_BYTE_PTR, sl: CK_ULONG_PTR);
     C_SignMessageBegin(h: CK_SESSION_HANDLE, p: CK_VOID_PTR, pl: CK_ULONG);
