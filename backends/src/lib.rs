@@ -6,6 +6,8 @@
 //! [`Backend`] trait that the token layer drives, each as a module behind a cargo
 //! feature; the local store is always built.
 
+#[cfg(feature = "aws-kms")]
+pub mod aws_kms;
 pub mod backend;
 pub mod local;
 #[cfg(feature = "pkcs11")]
@@ -25,3 +27,6 @@ pub use local::{
 #[cfg(feature = "pkcs11")]
 pub use pkcs11::{Pkcs11Backend, Pkcs11Settings};
 pub use secret::resolve_secret;
+
+#[cfg(feature = "aws-kms")]
+pub use aws_kms::{AwsKmsBackend, AwsKmsSettings};
