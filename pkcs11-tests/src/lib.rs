@@ -9,6 +9,7 @@
 //! `HSMUX_TESTS_REFERENCE=softhsm` runs the same suite against SoftHSMv2 to check the
 //! tests themselves; hsmux-specific tests (config, store layout) then fail by design.
 
+pub mod conformance;
 pub mod keys;
 pub mod process;
 pub mod raw;
