@@ -5,8 +5,9 @@
 # in pkcs11-tests/clients/. Ends with one line "N passed, M failed" (cargo's tests, the
 # steps above and each client check) and exits non-zero if anything failed.
 #
-# Environment: CLIENT_TIMEOUT (seconds per client script, default 900),
-# SKIP_CARGO=1 to run only the client scripts against an existing build.
+# Environment: CLIENT_TIMEOUT (seconds per client script, default 600), TEST_BUDGET
+# (seconds for the whole run, default 2400: no step may run past it), SKIP_CARGO=1 to
+# run only the client scripts against an existing build.
 set -euo pipefail
 # Every step runs even when an earlier one failed: each command whose status is judged
 # runs between "set +e" and "set -e" and its status is recorded, never ignored.
@@ -22,18 +23,26 @@ mkdir -p "$LOG_DIR"
 RESULTS=$LOG_DIR/results.txt
 : >"$RESULTS"
 export HSMUX_RESULTS=$RESULTS
-CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-900}
+CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-600}
+DEADLINE=$((START + ${TEST_BUDGET:-2400}))
 CARGO_PASSED=0
 CARGO_FAILED=0
 
 banner() { printf '\n========== %s ==========\n' "$*"; }
 record() { printf '%s %s\n' "$1" "$2" >>"$RESULTS"; }
 count() { awk -v re="$1" '$0 ~ re { n++ } END { print n + 0 }' "$RESULTS"; }
+# limit N: N seconds, or what is left of the whole run's budget if that is less.
+limit() {
+    local left=$((DEADLINE - $(date +%s)))
+    if ((left < 1)); then left=1; fi
+    if (($1 < left)); then echo "$1"; else echo "$left"; fi
+}
 
 # step NAME TIMEOUT CMD...: run a bounded step, its output to the console and a log;
 # it counts as one check.
 step() {
-    local name=$1 limit=$2 rc
+    local name=$1 limit rc
+    limit=$(limit "$2")
     shift 2
     banner "$name"
     set +e
@@ -65,12 +74,12 @@ fi
 
 if [[ ${SKIP_CARGO:-0} != 1 ]]; then
     step "cargo fmt --all --check" 300 cargo fmt --all --check
-    step "cargo clippy --all-targets -- -D warnings" 1800 cargo clippy --all-targets -- -D warnings
-    step "cargo build --release" 1800 cargo build --release
+    step "cargo clippy --all-targets -- -D warnings" 1200 cargo clippy --all-targets -- -D warnings
+    step "cargo build --release" 1200 cargo build --release
 
     banner "cargo test --workspace --release"
     set +e
-    timeout --kill-after=10 1800 cargo test --workspace --release 2>&1 | tee "$LOG_DIR/cargo-test.log"
+    timeout --kill-after=10 "$(limit 1200)" cargo test --workspace --release 2>&1 | tee "$LOG_DIR/cargo-test.log"
     rc=${PIPESTATUS[0]}
     set -e
     # Add up every "test result: ok. N passed; M failed; ..." line (unit, integration, doc).
@@ -98,13 +107,14 @@ for script in pkcs11-tests/clients/*.sh; do
     banner "client: $script"
     before=$(count "^FAIL $(basename "$script"):")
     set +e
-    timeout --kill-after=10 "$CLIENT_TIMEOUT" bash "$script" </dev/null 2>&1 |
+    script_limit=$(limit "$CLIENT_TIMEOUT")
+    timeout --kill-after=10 "$script_limit" bash "$script" </dev/null 2>&1 |
         tee "$LOG_DIR/client-$(basename "$script" .sh).log"
     rc=${PIPESTATUS[0]}
     set -e
     after=$(count "^FAIL $(basename "$script"):")
     if [[ $rc == 124 ]]; then
-        record FAIL "$(basename "$script"): timed out after ${CLIENT_TIMEOUT}s"
+        record FAIL "$(basename "$script"): timed out after ${script_limit}s"
     elif [[ $rc != 0 && $after == "$before" ]]; then
         record FAIL "$(basename "$script"): exited with status $rc without a failed check"
     fi

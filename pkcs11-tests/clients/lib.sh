@@ -58,6 +58,9 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+# Stopped by a signal (e.g. scripts/test.sh's timeout): still run cleanup.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 log() { printf '==> %s\n' "$*"; }
 
