@@ -41,9 +41,24 @@ impl Template {
         Template::default()
     }
 
-    /// Adds an attribute with raw bytes.
+    /// Sets an attribute to raw bytes (replacing an earlier entry of the same type).
     pub fn bytes(mut self, kind: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Template {
+        match self.entries.iter_mut().find(|(k, _)| *k == kind) {
+            Some(entry) => entry.1 = value.to_vec(),
+            None => self.entries.push((kind, value.to_vec())),
+        }
+        self
+    }
+
+    /// Appends an entry even if one of the same type exists (for malformed templates).
+    pub fn duplicate(mut self, kind: CK_ATTRIBUTE_TYPE, value: &[u8]) -> Template {
         self.entries.push((kind, value.to_vec()));
+        self
+    }
+
+    /// Removes every entry of this type.
+    pub fn without(mut self, kind: CK_ATTRIBUTE_TYPE) -> Template {
+        self.entries.retain(|(k, _)| *k != kind);
         self
     }
 
