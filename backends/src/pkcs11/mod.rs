@@ -86,10 +86,14 @@ pub struct Pkcs11Backend {
     pin_from_application: bool,
     /// Idle vendor sessions; the lock is held only to pop or push.
     idle: Mutex<Vec<CK_SESSION_HANDLE>>,
+    /// A session kept open for the backend's life and never used: a vendor logs out,
+    /// and SoftHSM forgets its object handles, when an application's last session
+    /// closes, and a spoiled pooled session may be the last one.
+    anchor: OnceLock<CK_SESSION_HANDLE>,
     /// Sizes of keys seen by `list`/`generate`, by vendor handle.
     sizes: RwLock<HashMap<CK_OBJECT_HANDLE, KeyInfo>>,
     caps: OnceLock<VendorCaps>,
-    /// Bit per (hash, mgf, label?) the vendor's own OAEP refused.
+    /// Bit per (hash, mgf) the vendor's own OAEP refused.
     oaep_refused: AtomicU64,
     /// Bit per (hash, mgf) the vendor's own PSS refused.
     pss_refused: AtomicU64,
@@ -298,6 +302,7 @@ impl Pkcs11Backend {
                 pin: settings.pin,
                 pin_from_application: settings.pin_from_application,
                 idle: Mutex::new(Vec::new()),
+                anchor: OnceLock::new(),
                 sizes: RwLock::new(HashMap::new()),
                 caps: OnceLock::new(),
                 oaep_refused: AtomicU64::new(0),
@@ -377,6 +382,13 @@ impl Pkcs11Backend {
     }
 
     fn lease(&self) -> VResult<Lease<'_>> {
+        if self.anchor.get().is_none() {
+            let s = self.vendor.open_session(self.slot)?;
+            if self.anchor.set(s).is_err() {
+                // Another thread anchored first; ours joins the pool.
+                lock(&self.idle).push(s);
+            }
+        }
         let pooled = lock(&self.idle).pop();
         let s = match pooled {
             Some(s) => s,
@@ -902,22 +914,20 @@ impl Pkcs11Backend {
         label: &[u8],
         data: &[u8],
     ) -> BackendResult<Vec<u8>> {
-        let bit = 1u64
-            << (hash_index(hash) * 5 + hash_index(mgf) + if label.is_empty() { 0 } else { 25 });
+        if !label.is_empty() && self.has_raw_rsa() {
+            // Some vendors (SoftHSM 2.6) take an OAEP label and silently ignore it, so
+            // a label is checked here, unless the vendor refuses raw RSA for the key.
+            match self.oaep_in_software(key, hash, mgf, label, data) {
+                Err(BackendError::NotPermitted(_) | BackendError::Unsupported(_)) => {}
+                r => return r,
+            }
+            return self
+                .oaep_native(key, hash, mgf, label, data)
+                .map_err(map_err);
+        }
+        let bit = 1u64 << (hash_index(hash) * 5 + hash_index(mgf));
         if self.oaep_refused.load(Ordering::Relaxed) & bit == 0 {
-            let mut p = CK_RSA_PKCS_OAEP_PARAMS {
-                hashAlg: ckm_hash(hash),
-                mgf: ckg_mgf1(mgf),
-                source: CKZ_DATA_SPECIFIED,
-                pSourceData: if label.is_empty() {
-                    std::ptr::null_mut()
-                } else {
-                    label.as_ptr() as *mut std::ffi::c_void
-                },
-                ulSourceDataLen: label.len() as CK_ULONG,
-            };
-            let m = mechanism(CKM_RSA_PKCS_OAEP, Some(&mut p));
-            match self.one_shot(Op::Decrypt, &m, key, data, self.rsa_len(key)) {
+            match self.oaep_native(key, hash, mgf, label, data) {
                 Ok(pt) => return Ok(pt),
                 Err(e) if params_refused(&e) && self.has_raw_rsa() => {
                     self.oaep_refused.fetch_or(bit, Ordering::Relaxed);
@@ -925,6 +935,41 @@ impl Pkcs11Backend {
                 Err(e) => return Err(map_err(e)),
             }
         }
+        self.oaep_in_software(key, hash, mgf, label, data)
+    }
+
+    fn oaep_native(
+        &self,
+        key: CK_OBJECT_HANDLE,
+        hash: Hash,
+        mgf: Hash,
+        label: &[u8],
+        data: &[u8],
+    ) -> VResult<Vec<u8>> {
+        let mut p = CK_RSA_PKCS_OAEP_PARAMS {
+            hashAlg: ckm_hash(hash),
+            mgf: ckg_mgf1(mgf),
+            source: CKZ_DATA_SPECIFIED,
+            pSourceData: if label.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                label.as_ptr() as *mut std::ffi::c_void
+            },
+            ulSourceDataLen: label.len() as CK_ULONG,
+        };
+        let m = mechanism(CKM_RSA_PKCS_OAEP, Some(&mut p));
+        self.one_shot(Op::Decrypt, &m, key, data, self.rsa_len(key))
+    }
+
+    /// Raw RSA at the vendor, OAEP decoding here.
+    fn oaep_in_software(
+        &self,
+        key: CK_OBJECT_HANDLE,
+        hash: Hash,
+        mgf: Hash,
+        label: &[u8],
+        data: &[u8],
+    ) -> BackendResult<Vec<u8>> {
         let k = self.rsa_bits(key)?.div_ceil(8);
         if data.len() != k {
             return Err(BackendError::InvalidCiphertext(format!(
@@ -1220,16 +1265,19 @@ impl Backend for Pkcs11Backend {
                     mut public: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
                     mut private: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
                     rsa: bool| {
-            public.push((CKA_VERIFY, bool_attr(u.sign || u.verify)));
-            private.push((CKA_SIGN, bool_attr(u.sign)));
-            if rsa {
-                public.push((CKA_ENCRYPT, bool_attr(u.decrypt || u.encrypt)));
-                public.push((CKA_WRAP, bool_attr(u.unwrap || u.wrap)));
-                private.push((CKA_DECRYPT, bool_attr(u.decrypt)));
-                private.push((CKA_UNWRAP, bool_attr(u.unwrap)));
-            } else {
-                private.push((CKA_DERIVE, bool_attr(u.derive)));
-            }
+            // Every usage flag explicit: vendors default the unnamed ones (SoftHSM to true).
+            public.extend([
+                (CKA_VERIFY, bool_attr(u.sign || u.verify)),
+                (CKA_ENCRYPT, bool_attr(rsa && (u.decrypt || u.encrypt))),
+                (CKA_WRAP, bool_attr(rsa && (u.unwrap || u.wrap))),
+                (CKA_DERIVE, bool_attr(false)),
+            ]);
+            private.extend([
+                (CKA_SIGN, bool_attr(u.sign)),
+                (CKA_DECRYPT, bool_attr(rsa && u.decrypt)),
+                (CKA_UNWRAP, bool_attr(rsa && u.unwrap)),
+                (CKA_DERIVE, bool_attr(!rsa && u.derive)),
+            ]);
             let public = merge(public, pub_extra);
             let private = merge(private, priv_extra);
             self.run(|s| {
@@ -1253,15 +1301,11 @@ impl Backend for Pkcs11Backend {
                 (CKA_SIGN, bool_attr(u.sign)),
                 (CKA_VERIFY, bool_attr(u.verify || u.sign)),
                 (CKA_DERIVE, bool_attr(u.derive)),
+                (CKA_ENCRYPT, bool_attr(key_type == CKK_AES && u.encrypt)),
+                (CKA_DECRYPT, bool_attr(key_type == CKK_AES && u.decrypt)),
+                (CKA_WRAP, bool_attr(key_type == CKK_AES && u.wrap)),
+                (CKA_UNWRAP, bool_attr(key_type == CKK_AES && u.unwrap)),
             ]);
-            if key_type == CKK_AES {
-                t.extend([
-                    (CKA_ENCRYPT, bool_attr(u.encrypt)),
-                    (CKA_DECRYPT, bool_attr(u.decrypt)),
-                    (CKA_WRAP, bool_attr(u.wrap)),
-                    (CKA_UNWRAP, bool_attr(u.unwrap)),
-                ]);
-            }
             let t = merge(t, priv_extra);
             self.run(|s| {
                 let h = self.vendor.generate_key(s, mech, &borrowed(&t))?;
@@ -1370,7 +1414,7 @@ impl Drop for Pkcs11Backend {
             return;
         }
         let idle = std::mem::take(&mut *lock(&self.idle));
-        for s in idle {
+        for s in idle.into_iter().chain(self.anchor.get().copied()) {
             self.vendor.close_session(s);
         }
         self.vendor.release(self.pid);
