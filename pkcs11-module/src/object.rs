@@ -547,7 +547,10 @@ pub fn build(template: &Attributes, generated: &Attributes, origin: Origin) -> R
         a.set_default(CKA_ID, Vec::new());
         a.set_default(CKA_START_DATE, Vec::new());
         a.set_default(CKA_END_DATE, Vec::new());
-        a.set_default(CKA_DERIVE, [CK_FALSE]);
+        // EC private keys exist to sign and to agree keys: ECDH is on unless refused
+        // (Java's key pair generation leaves CKA_DERIVE out and then derives).
+        let derive = class == CKO_PRIVATE_KEY && subtype == CKK_EC;
+        a.set_default(CKA_DERIVE, [if derive { CK_TRUE } else { CK_FALSE }]);
         a.set_default(CKA_ALLOWED_MECHANISMS, Vec::new());
         match origin {
             Origin::Generated(m) => {
@@ -598,7 +601,19 @@ pub fn build(template: &Attributes, generated: &Attributes, origin: Origin) -> R
         // Parsing proves the value is a usable key and yields derived sizes.
         let km = KeyMaterial::from_attributes(&a)?;
         match class {
-            CKO_SECRET_KEY => a.set_ulong(CKA_VALUE_LEN, km.size() as CK_ULONG),
+            CKO_SECRET_KEY => {
+                a.set_ulong(CKA_VALUE_LEN, km.size() as CK_ULONG);
+                let check = secret_check_value(subtype, a.get(CKA_VALUE).unwrap_or_default())?;
+                match template.get(CKA_CHECK_VALUE) {
+                    None => a.set(CKA_CHECK_VALUE, check),
+                    Some([]) => {}
+                    Some(given) if given == check.as_slice() => {}
+                    Some(_) => bail!(
+                        CKR_ATTRIBUTE_VALUE_INVALID,
+                        "CKA_CHECK_VALUE does not match the key"
+                    ),
+                }
+            }
             CKO_PUBLIC_KEY if subtype == CKK_RSA => {
                 a.set_ulong(CKA_MODULUS_BITS, km.size() as CK_ULONG)
             }
@@ -714,6 +729,21 @@ pub fn apply_copy(current: &Attributes, changes: &Attributes) -> Result<Attribut
     );
     out.set(CKA_UNIQUE_ID, unique_id());
     Ok(out)
+}
+
+/// `CKA_CHECK_VALUE` of a secret key: the first three bytes of AES-ECB of a zero block
+/// for AES, of the SHA-1 of the value for other secrets.
+fn secret_check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Result<Vec<u8>> {
+    if key_type == CKK_AES {
+        let cipher = match value.len() {
+            16 => openssl::symm::Cipher::aes_128_ecb(),
+            24 => openssl::symm::Cipher::aes_192_ecb(),
+            _ => openssl::symm::Cipher::aes_256_ecb(),
+        };
+        let block = openssl::symm::encrypt(cipher, value, None, &[0u8; 16])?;
+        return Ok(block[..3].to_vec());
+    }
+    Ok(openssl::sha::sha1(value)[..3].to_vec())
 }
 
 fn unique_id() -> Vec<u8> {
@@ -841,6 +871,24 @@ mod tests {
         assert_eq!(
             apply_changes(&c, &ext, false).unwrap_err().rv,
             CKR_ATTRIBUTE_READ_ONLY
+        );
+    }
+
+    #[test]
+    fn aes_keys_get_the_standard_check_value_and_wrong_ones_are_refused() {
+        let mut t = Attributes::new();
+        t.set_ulong(CKA_CLASS, CKO_SECRET_KEY);
+        t.set_ulong(CKA_KEY_TYPE, CKK_AES);
+        t.set(CKA_VALUE, vec![0u8; 16]);
+        let a = build(&t, &Attributes::new(), Origin::Created).unwrap();
+        // AES-128 of the zero block under the zero key starts 66 e9 4b.
+        assert_eq!(a.get(CKA_CHECK_VALUE), Some(&[0x66, 0xe9, 0x4b][..]));
+        t.set(CKA_CHECK_VALUE, vec![1, 2, 3]);
+        assert_eq!(
+            build(&t, &Attributes::new(), Origin::Created)
+                .unwrap_err()
+                .rv,
+            CKR_ATTRIBUTE_VALUE_INVALID
         );
     }
 
