@@ -29,6 +29,9 @@ pub enum TokenConfig {
     /// The embedded local keystore.
     #[serde(rename = "local")]
     Local(LocalConfig),
+    /// AWS KMS keys of one account and region.
+    #[serde(rename = "aws-kms")]
+    AwsKms(AwsKmsConfig),
 }
 
 /// Keys of a `backend = "local"` token.
@@ -43,11 +46,130 @@ pub struct LocalConfig {
     pub pin_kdf_iterations: Option<u32>,
 }
 
+/// Keys of a `backend = "aws-kms"` token.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsKmsConfig {
+    /// Label of the slot and token.
+    pub label: String,
+    /// AWS region; empty or absent: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's.
+    #[serde(default)]
+    pub region: String,
+    /// Endpoint URL (private endpoints, LocalStack); default `https://kms.<region>.amazonaws.com`.
+    pub endpoint: Option<String>,
+    /// Shared-config profile for credentials; default: the standard chain.
+    pub profile: Option<String>,
+    /// Only these keys: `alias/NAME`, alias or key ARN, or key id.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Only keys with this tag, `"Key=Value"`; keys generated here get it too.
+    pub tag: Option<String>,
+    /// Waiting period when a key is destroyed (7 to 30 days; default 30).
+    pub deletion_window_days: Option<u32>,
+    /// Time for one KMS operation, retries included (default 10000).
+    pub timeout_ms: Option<u64>,
+    /// Retries of throttled or failed requests (default 3).
+    pub max_retries: Option<u32>,
+    /// What `C_Login` checks: `env:NAME`, `file:PATH` or a literal; absent: any PIN.
+    pub pin: Option<String>,
+}
+
+impl std::fmt::Debug for AwsKmsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsKmsConfig")
+            .field("label", &self.label)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("profile", &self.profile)
+            .field("keys", &self.keys)
+            .field("tag", &self.tag)
+            .field("deletion_window_days", &self.deletion_window_days)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_retries", &self.max_retries)
+            .field("pin", &self.pin.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl AwsKmsConfig {
+    /// `tag = "Key=Value"` split, or an error naming the key.
+    fn tag_pair(&self) -> Result<Option<(String, String)>> {
+        let Some(t) = &self.tag else { return Ok(None) };
+        match t.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok(Some((k.trim().to_string(), v.trim().to_string())))
+            }
+            _ => Err(Error::new(
+                CKR_GENERAL_ERROR,
+                format!(
+                    "token \"{}\": key `tag` must be \"Key=Value\", not \"{t}\"",
+                    self.label
+                ),
+            )),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        self.tag_pair()?;
+        let err = |m: String| {
+            Err(Error::new(
+                CKR_GENERAL_ERROR,
+                format!("token \"{}\": {m}", self.label),
+            ))
+        };
+        if let Some(d) = self.deletion_window_days {
+            if !(7..=30).contains(&d) {
+                return err(format!(
+                    "key `deletion_window_days` must be 7 to 30, not {d}"
+                ));
+            }
+        }
+        if self.timeout_ms == Some(0) {
+            return err("key `timeout_ms` must be at least 1".into());
+        }
+        if let Some(e) = &self.endpoint {
+            if !(e.starts_with("https://") || e.starts_with("http://")) {
+                return err(format!(
+                    "key `endpoint` must be an http(s):// URL, not \"{e}\""
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The backend settings, with the PIN reference resolved (no network I/O).
+    pub fn settings(&self) -> Result<hsmux_backends::AwsKmsSettings> {
+        self.check()?;
+        let pin = match &self.pin {
+            None => None,
+            Some(spec) => Some(hsmux_backends::resolve_secret(spec).map_err(|e| {
+                Error::new(
+                    CKR_GENERAL_ERROR,
+                    format!("token \"{}\": key `pin`: {e}", self.label),
+                )
+            })?),
+        };
+        let d = hsmux_backends::AwsKmsSettings::default();
+        Ok(hsmux_backends::AwsKmsSettings {
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            profile: self.profile.clone(),
+            keys: self.keys.clone(),
+            tag: self.tag_pair()?,
+            deletion_window_days: self.deletion_window_days.unwrap_or(d.deletion_window_days),
+            timeout_ms: self.timeout_ms.unwrap_or(d.timeout_ms),
+            max_retries: self.max_retries.unwrap_or(d.max_retries),
+            pin,
+        })
+    }
+}
+
 impl TokenConfig {
     /// The label clients see for this slot.
     pub fn label(&self) -> &str {
         match self {
             TokenConfig::Local(l) => &l.label,
+            TokenConfig::AwsKms(a) => &a.label,
         }
     }
 }
@@ -142,8 +264,10 @@ pub fn parse_str(text: &str) -> Result<Config> {
                 format!("token #{}: key `label`: \"{label}\" is used twice", i + 1),
             ));
         }
-        let TokenConfig::Local(l) = t;
-        {
+        if let TokenConfig::AwsKms(a) = t {
+            a.check()?;
+        }
+        if let TokenConfig::Local(l) = t {
             if l.pin_kdf_iterations == Some(0) {
                 return Err(Error::new(
                     CKR_GENERAL_ERROR,
@@ -180,6 +304,52 @@ mod tests {
             "{}",
             e.msg
         );
+    }
+
+    #[test]
+    fn aws_kms_tokens_parse_with_defaults_and_checks() {
+        let c = parse_str(
+            "[[token]]\nlabel = \"kms\"\nbackend = \"aws-kms\"\nregion = \"eu-west-1\"\n\
+             endpoint = \"http://127.0.0.1:4566\"\nkeys = [\"alias/web\"]\ntag = \"team = web\"\n\
+             pin = \"1234\"\n",
+        )
+        .unwrap();
+        let TokenConfig::AwsKms(a) = &c.token[0] else {
+            panic!("{:?}", c.token[0])
+        };
+        assert!(!format!("{a:?}").contains("1234"));
+        let s = a.settings().unwrap();
+        assert_eq!(s.region, "eu-west-1");
+        assert_eq!(s.keys, vec!["alias/web".to_string()]);
+        assert_eq!(s.tag, Some(("team".into(), "web".into())));
+        assert_eq!(s.deletion_window_days, 30);
+        assert_eq!(s.pin.as_deref().map(|p| p.as_slice()), Some(&b"1234"[..]));
+        for (bad, key) in [
+            ("deletion_window_days = 6", "deletion_window_days"),
+            ("deletion_window_days = 31", "deletion_window_days"),
+            ("tag = \"novalue\"", "tag"),
+            ("timeout_ms = 0", "timeout_ms"),
+            ("endpoint = \"kms.local\"", "endpoint"),
+            ("regoin = \"x\"", "regoin"),
+        ] {
+            let e = parse_str(&format!(
+                "[[token]]\nlabel = \"k\"\nbackend = \"aws-kms\"\n{bad}\n"
+            ))
+            .unwrap_err();
+            assert!(e.msg.contains(key), "{bad}: {}", e.msg);
+        }
+        let e = parse_str(
+            "[[token]]\nlabel = \"k\"\nbackend = \"aws-kms\"\nregion = \"x\"\n\
+             pin = \"env:HSMUX_CONFIG_TEST_UNSET_PIN\"\n",
+        )
+        .unwrap()
+        .token[0]
+            .clone();
+        let TokenConfig::AwsKms(a) = e else {
+            unreachable!()
+        };
+        let err = a.settings().unwrap_err();
+        assert!(err.msg.contains("`pin`"), "{}", err.msg);
     }
 
     #[test]

@@ -18,6 +18,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use zeroize::Zeroizing;
 
+/// How long a remote token's listing serves `C_FindObjects` before the next one.
+const REMOTE_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Where the output of a producing call goes.
 pub enum Out<'a> {
     /// The caller passed a NULL buffer: it asks for the length only.
@@ -218,6 +221,22 @@ impl Module {
                         l.pin_kdf_iterations,
                         handles.clone(),
                     )?
+                }
+                TokenConfig::AwsKms(a) => {
+                    let backend =
+                        hsmux_backends::AwsKmsBackend::open(a.settings()?).map_err(|e| {
+                            Error::new(CKR_GENERAL_ERROR, format!("token \"{}\": {e}", a.label))
+                        })?;
+                    if a.pin.is_none() {
+                        tracing::warn!(token = %a.label, "aws-kms token has no `pin`: any PIN logs in");
+                    }
+                    Token::open_remote(
+                        i as CK_SLOT_ID,
+                        &a.label,
+                        Arc::new(backend),
+                        REMOTE_LIST_TTL,
+                        handles.clone(),
+                    )
                 }
             };
             tokens.push(Arc::new(tok));
