@@ -1,8 +1,5 @@
 //! Reading vendor attributes in as few `C_GetAttributeValue` calls as the vendor allows.
 
-use std::ffi::c_void;
-use std::ptr;
-
 use cryptoki_sys::*;
 
 use super::ffi::{VErr, VResult, Vendor};
@@ -88,56 +85,33 @@ pub(crate) fn read(
     types: &[CK_ATTRIBUTE_TYPE],
 ) -> VResult<Attrs> {
     let mut bufs: Vec<Vec<u8>> = types.iter().map(|t| vec![0u8; guess(*t)]).collect();
-    let mut t = template(types, &mut bufs);
-    let rv = v.get_attributes(s, obj, &mut t);
-    match rv {
-        CKR_OK => return Ok(collect(types, bufs, &t)),
-        CKR_ATTRIBUTE_SENSITIVE | CKR_ATTRIBUTE_TYPE_INVALID | CKR_BUFFER_TOO_SMALL => {}
-        rv => return Err(err(rv)),
+    match v.get_attributes(s, obj, types, &mut bufs) {
+        (CKR_OK, lens) => return Ok(collect(types, bufs, &lens)),
+        (CKR_ATTRIBUTE_SENSITIVE | CKR_ATTRIBUTE_TYPE_INVALID | CKR_BUFFER_TOO_SMALL, _) => {}
+        (rv, _) => return Err(err(rv)),
     }
 
     // Length query, then one fetch of what exists.
-    let mut t: Vec<CK_ATTRIBUTE> = types
-        .iter()
-        .map(|ty| CK_ATTRIBUTE {
-            type_: *ty,
-            pValue: ptr::null_mut(),
-            ulValueLen: 0,
-        })
-        .collect();
-    let rv = v.get_attributes(s, obj, &mut t);
-    if matches!(
-        rv,
-        CKR_OK | CKR_ATTRIBUTE_SENSITIVE | CKR_ATTRIBUTE_TYPE_INVALID
-    ) {
-        let present: Vec<CK_ATTRIBUTE_TYPE> = t
-            .iter()
-            .filter(|a| a.ulValueLen != CK_UNAVAILABLE_INFORMATION && a.ulValueLen < (1 << 24))
-            .map(|a| a.type_)
-            .collect();
-        let mut bufs: Vec<Vec<u8>> = t
-            .iter()
-            .filter(|a| a.ulValueLen != CK_UNAVAILABLE_INFORMATION && a.ulValueLen < (1 << 24))
-            .map(|a| vec![0u8; a.ulValueLen as usize])
-            .collect();
-        let mut ft = template(&present, &mut bufs);
-        if v.get_attributes(s, obj, &mut ft) == CKR_OK {
-            let got = collect(&present, bufs, &ft);
-            let items = types
+    let mut empty: Vec<Vec<u8>> = vec![Vec::new(); types.len()];
+    let (rv, lens) = v.get_attributes(s, obj, types, &mut empty);
+    match rv {
+        CKR_OK | CKR_ATTRIBUTE_SENSITIVE | CKR_ATTRIBUTE_TYPE_INVALID => {
+            let present: Vec<(CK_ATTRIBUTE_TYPE, usize)> = types
                 .iter()
-                .map(|ty| {
-                    let val = got
-                        .items
-                        .iter()
-                        .find(|(t, _)| t == ty)
-                        .and_then(|(_, v)| v.clone());
-                    (*ty, val)
-                })
+                .zip(&lens)
+                .filter(|(_, n)| **n != CK_UNAVAILABLE_INFORMATION && **n < MAX_LEN)
+                .map(|(t, n)| (*t, *n as usize))
                 .collect();
-            return Ok(Attrs { items });
+            let ptypes: Vec<CK_ATTRIBUTE_TYPE> = present.iter().map(|(t, _)| *t).collect();
+            let mut bufs: Vec<Vec<u8>> = present.iter().map(|(_, n)| vec![0u8; *n]).collect();
+            if let (CKR_OK, lens) = v.get_attributes(s, obj, &ptypes, &mut bufs) {
+                let mut got = collect(&ptypes, bufs, &lens);
+                let items = types.iter().map(|ty| (*ty, got.take(*ty))).collect();
+                return Ok(Attrs { items });
+            }
         }
-    } else if rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_SESSION_HANDLE_INVALID {
-        return Err(err(rv));
+        CKR_OBJECT_HANDLE_INVALID | CKR_SESSION_HANDLE_INVALID => return Err(err(rv)),
+        _ => {}
     }
 
     // One at a time.
@@ -148,37 +122,33 @@ pub(crate) fn read(
     Ok(Attrs { items })
 }
 
+/// Larger attribute lengths than this are taken for vendor nonsense.
+const MAX_LEN: CK_ULONG = 1 << 24;
+
 fn read_one(
     v: &Vendor,
     s: CK_SESSION_HANDLE,
     obj: CK_OBJECT_HANDLE,
     ty: CK_ATTRIBUTE_TYPE,
 ) -> VResult<Option<Vec<u8>>> {
-    let mut buf = vec![0u8; guess(ty)];
+    let mut bufs = vec![vec![0u8; guess(ty)]];
     for _ in 0..3 {
-        let mut bufs = vec![std::mem::take(&mut buf)];
-        let mut t = template(&[ty], &mut bufs);
-        let rv = v.get_attributes(s, obj, &mut t);
-        let len = t[0].ulValueLen;
-        buf = bufs.pop().unwrap_or_default();
+        let (rv, lens) = v.get_attributes(s, obj, &[ty], &mut bufs);
+        let len = lens.first().copied().unwrap_or(CK_UNAVAILABLE_INFORMATION);
         match rv {
-            CKR_OK if len != CK_UNAVAILABLE_INFORMATION && (len as usize) <= buf.len() => {
-                buf.truncate(len as usize);
-                return Ok(Some(buf));
+            CKR_OK if len != CK_UNAVAILABLE_INFORMATION && (len as usize) <= bufs[0].len() => {
+                let mut b = std::mem::take(&mut bufs[0]);
+                b.truncate(len as usize);
+                return Ok(Some(b));
             }
             CKR_OK | CKR_ATTRIBUTE_SENSITIVE | CKR_ATTRIBUTE_TYPE_INVALID => return Ok(None),
             CKR_BUFFER_TOO_SMALL => {
-                let mut q = [CK_ATTRIBUTE {
-                    type_: ty,
-                    pValue: ptr::null_mut(),
-                    ulValueLen: 0,
-                }];
-                let rv = v.get_attributes(s, obj, &mut q);
-                let n = q[0].ulValueLen;
-                if rv != CKR_OK || n == CK_UNAVAILABLE_INFORMATION || n >= (1 << 24) {
+                let (rv, lens) = v.get_attributes(s, obj, &[ty], &mut [Vec::new()]);
+                let n = lens.first().copied().unwrap_or(CK_UNAVAILABLE_INFORMATION);
+                if rv != CKR_OK || n == CK_UNAVAILABLE_INFORMATION || n >= MAX_LEN {
                     return Ok(None);
                 }
-                buf = vec![0u8; n as usize];
+                bufs[0] = vec![0u8; n as usize];
             }
             rv => return Err(err(rv)),
         }
@@ -186,33 +156,17 @@ fn read_one(
     Ok(None)
 }
 
-/// Output templates over `bufs` (one per type, each its own length).
-fn template(types: &[CK_ATTRIBUTE_TYPE], bufs: &mut [Vec<u8>]) -> Vec<CK_ATTRIBUTE> {
-    types
-        .iter()
-        .zip(bufs.iter_mut())
-        .map(|(ty, b)| CK_ATTRIBUTE {
-            type_: *ty,
-            pValue: if b.is_empty() {
-                ptr::null_mut()
-            } else {
-                b.as_mut_ptr() as *mut c_void
-            },
-            ulValueLen: b.len() as CK_ULONG,
-        })
-        .collect()
-}
-
-fn collect(types: &[CK_ATTRIBUTE_TYPE], bufs: Vec<Vec<u8>>, t: &[CK_ATTRIBUTE]) -> Attrs {
+/// Values out of filled buffers, by the lengths the vendor reported.
+fn collect(types: &[CK_ATTRIBUTE_TYPE], bufs: Vec<Vec<u8>>, lens: &[CK_ULONG]) -> Attrs {
     let items = types
         .iter()
         .zip(bufs)
-        .zip(t)
-        .map(|((ty, mut b), a)| {
-            if a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen as usize > b.len() {
+        .zip(lens)
+        .map(|((ty, mut b), n)| {
+            if *n == CK_UNAVAILABLE_INFORMATION || *n as usize > b.len() {
                 (*ty, None)
             } else {
-                b.truncate(a.ulValueLen as usize);
+                b.truncate(*n as usize);
                 (*ty, Some(b))
             }
         })

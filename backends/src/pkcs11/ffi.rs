@@ -48,6 +48,102 @@ macro_rules! vfn {
     };
 }
 
+/// A mechanism and its parameters, borrowing what the parameters point at; the
+/// vendor's `CK_MECHANISM` is built from it only for the duration of a call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mech<'a> {
+    /// No parameter.
+    Plain(CK_MECHANISM_TYPE),
+    /// A byte-string parameter (an IV).
+    Bytes(CK_MECHANISM_TYPE, &'a [u8]),
+    /// `CKM_RSA_PKCS_PSS`.
+    Pss {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        salt_len: CK_ULONG,
+    },
+    /// `CKM_RSA_PKCS_OAEP` with a `CKZ_DATA_SPECIFIED` label.
+    Oaep {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        label: &'a [u8],
+    },
+    /// `CKM_AES_GCM`.
+    Gcm {
+        iv: &'a [u8],
+        aad: &'a [u8],
+        tag_bits: CK_ULONG,
+    },
+}
+
+/// A pointer for a read-only input buffer (null when empty).
+fn in_ptr<T>(b: &[u8]) -> *mut T {
+    if b.is_empty() {
+        ptr::null_mut()
+    } else {
+        b.as_ptr() as *mut T
+    }
+}
+
+impl Mech<'_> {
+    /// Calls `f` with the vendor form of this mechanism; the parameter structure lives
+    /// on this stack frame, its pointers into the borrowed buffers.
+    fn with_raw<R>(&self, f: impl FnOnce(&mut CK_MECHANISM) -> R) -> R {
+        fn raw<P>(m: CK_MECHANISM_TYPE, p: &mut P) -> CK_MECHANISM {
+            CK_MECHANISM {
+                mechanism: m,
+                pParameter: p as *mut P as *mut c_void,
+                ulParameterLen: std::mem::size_of::<P>() as CK_ULONG,
+            }
+        }
+        match *self {
+            Mech::Plain(m) => f(&mut CK_MECHANISM {
+                mechanism: m,
+                pParameter: ptr::null_mut(),
+                ulParameterLen: 0,
+            }),
+            Mech::Bytes(m, b) => f(&mut CK_MECHANISM {
+                mechanism: m,
+                pParameter: in_ptr(b),
+                ulParameterLen: b.len() as CK_ULONG,
+            }),
+            Mech::Pss {
+                hash,
+                mgf,
+                salt_len,
+            } => {
+                let mut p = CK_RSA_PKCS_PSS_PARAMS {
+                    hashAlg: hash,
+                    mgf,
+                    sLen: salt_len,
+                };
+                f(&mut raw(CKM_RSA_PKCS_PSS, &mut p))
+            }
+            Mech::Oaep { hash, mgf, label } => {
+                let mut p = CK_RSA_PKCS_OAEP_PARAMS {
+                    hashAlg: hash,
+                    mgf,
+                    source: CKZ_DATA_SPECIFIED,
+                    pSourceData: in_ptr(label),
+                    ulSourceDataLen: label.len() as CK_ULONG,
+                };
+                f(&mut raw(CKM_RSA_PKCS_OAEP, &mut p))
+            }
+            Mech::Gcm { iv, aad, tag_bits } => {
+                let mut p = CK_GCM_PARAMS {
+                    pIv: in_ptr(iv),
+                    ulIvLen: iv.len() as CK_ULONG,
+                    ulIvBits: (iv.len() * 8) as CK_ULONG,
+                    pAAD: in_ptr(aad),
+                    ulAADLen: aad.len() as CK_ULONG,
+                    ulTagBits: tag_bits,
+                };
+                f(&mut raw(CKM_AES_GCM, &mut p))
+            }
+        }
+    }
+}
+
 /// Which of the vendor's one-shot operations to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -399,20 +495,36 @@ impl Vendor {
         }
     }
 
-    /// `C_GetAttributeValue` over `attrs`, whose `pValue` are null (length query) or
-    /// point at buffers of `ulValueLen` bytes owned by the caller.
+    /// `C_GetAttributeValue` of `types` into `bufs` (one per type; an empty buffer
+    /// asks only for the length). Returns the vendor's return value and the length it
+    /// reported for each type (`CK_UNAVAILABLE_INFORMATION` where it has none).
     pub fn get_attributes(
         &self,
         s: CK_SESSION_HANDLE,
         obj: CK_OBJECT_HANDLE,
-        attrs: &mut [CK_ATTRIBUTE],
-    ) -> CK_RV {
+        types: &[CK_ATTRIBUTE_TYPE],
+        bufs: &mut [Vec<u8>],
+    ) -> (CK_RV, Vec<CK_ULONG>) {
         let Some(f) = self.f.C_GetAttributeValue else {
-            return CKR_FUNCTION_NOT_SUPPORTED;
+            return (CKR_FUNCTION_NOT_SUPPORTED, Vec::new());
         };
+        let mut t: Vec<CK_ATTRIBUTE> = types
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|(ty, b)| CK_ATTRIBUTE {
+                type_: *ty,
+                pValue: if b.is_empty() {
+                    ptr::null_mut()
+                } else {
+                    b.as_mut_ptr() as *mut c_void
+                },
+                ulValueLen: b.len() as CK_ULONG,
+            })
+            .collect();
         // SAFETY: every `pValue` is null or points at a live, writable buffer of
-        // `ulValueLen` bytes (the caller's contract); the vendor writes at most that.
-        unsafe { f(s, obj, attrs.as_mut_ptr(), attrs.len() as CK_ULONG) }
+        // `ulValueLen` bytes borrowed for the call; the vendor writes at most that.
+        let rv = unsafe { f(s, obj, t.as_mut_ptr(), t.len() as CK_ULONG) };
+        (rv, t.iter().map(|a| a.ulValueLen).collect())
     }
 
     /// One-shot sign / encrypt / decrypt: `*Init` then exactly one call with `out_len`
@@ -421,7 +533,7 @@ impl Vendor {
         &self,
         op: Op,
         s: CK_SESSION_HANDLE,
-        mech: &CK_MECHANISM,
+        mech: &Mech<'_>,
         key: CK_OBJECT_HANDLE,
         input: &[u8],
         out_len: usize,
@@ -455,10 +567,9 @@ impl Vendor {
                 "C_Decrypt",
             ),
         };
-        let mut mech = *mech;
-        // SAFETY: `mech` is a valid CK_MECHANISM whose parameter (if any) the caller
-        // keeps alive across this function; the vendor copies what it needs at Init.
-        let rv = unsafe { init(s, &mut mech, key) };
+        // SAFETY: the mechanism and its parameter structure are valid for the call and
+        // point only into buffers borrowed by `mech`; the vendor copies what it needs.
+        let rv = mech.with_raw(|m| unsafe { init(s, m, key) });
         if rv != CKR_OK {
             return Err(verr(rv, init_name));
         }
@@ -505,16 +616,15 @@ impl Vendor {
     pub fn verify(
         &self,
         s: CK_SESSION_HANDLE,
-        mech: &CK_MECHANISM,
+        mech: &Mech<'_>,
         key: CK_OBJECT_HANDLE,
         input: &[u8],
         signature: &[u8],
     ) -> VResult<bool> {
         let init = vfn!(self, C_VerifyInit);
         let run = vfn!(self, C_Verify);
-        let mut mech = *mech;
         // SAFETY: as in `one_shot`.
-        let rv = unsafe { init(s, &mut mech, key) };
+        let rv = mech.with_raw(|m| unsafe { init(s, m, key) });
         if rv != CKR_OK {
             return Err(verr(rv, "C_VerifyInit"));
         }
@@ -632,11 +742,7 @@ fn to_ck_attrs(template: &[(CK_ATTRIBUTE_TYPE, &[u8])]) -> Vec<CK_ATTRIBUTE> {
         .iter()
         .map(|(ty, v)| CK_ATTRIBUTE {
             type_: *ty,
-            pValue: if v.is_empty() {
-                ptr::null_mut()
-            } else {
-                v.as_ptr() as *mut c_void
-            },
+            pValue: in_ptr(v),
             ulValueLen: v.len() as CK_ULONG,
         })
         .collect()

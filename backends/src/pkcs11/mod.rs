@@ -31,7 +31,7 @@ use crate::backend::{
     KeyUsage, ObjectClass, RemoteObject, SignRequest,
 };
 use attrs::Attrs;
-use ffi::{padded_str, rv_name, Op, VErr, VResult, Vendor};
+use ffi::{padded_str, rv_name, Mech, Op, VErr, VResult, Vendor};
 
 /// How to reach one vendor token.
 #[derive(Clone)]
@@ -215,31 +215,6 @@ fn ckm_hmac(h: Hash) -> CK_MECHANISM_TYPE {
         Hash::Sha256 => CKM_SHA256_HMAC,
         Hash::Sha384 => CKM_SHA384_HMAC,
         Hash::Sha512 => CKM_SHA512_HMAC,
-    }
-}
-
-/// A mechanism with a parameter structure (or none) borrowed for the call.
-fn mechanism<P>(m: CK_MECHANISM_TYPE, param: Option<&mut P>) -> CK_MECHANISM {
-    match param {
-        Some(p) => CK_MECHANISM {
-            mechanism: m,
-            pParameter: p as *mut P as *mut std::ffi::c_void,
-            ulParameterLen: std::mem::size_of::<P>() as CK_ULONG,
-        },
-        None => CK_MECHANISM {
-            mechanism: m,
-            pParameter: std::ptr::null_mut(),
-            ulParameterLen: 0,
-        },
-    }
-}
-
-/// A mechanism whose parameter is a byte string (an IV).
-fn mechanism_bytes(m: CK_MECHANISM_TYPE, param: &[u8]) -> CK_MECHANISM {
-    CK_MECHANISM {
-        mechanism: m,
-        pParameter: param.as_ptr() as *mut std::ffi::c_void,
-        ulParameterLen: param.len() as CK_ULONG,
     }
 }
 
@@ -427,7 +402,7 @@ impl Pkcs11Backend {
     fn one_shot(
         &self,
         op: Op,
-        mech: &CK_MECHANISM,
+        mech: &Mech<'_>,
         key: CK_OBJECT_HANDLE,
         input: &[u8],
         out_len: usize,
@@ -880,12 +855,11 @@ impl Pkcs11Backend {
     ) -> BackendResult<Vec<u8>> {
         let bit = 1u64 << (hash_index(hash) * 5 + hash_index(mgf));
         if self.pss_refused.load(Ordering::Relaxed) & bit == 0 {
-            let mut p = CK_RSA_PKCS_PSS_PARAMS {
-                hashAlg: ckm_hash(hash),
+            let m = Mech::Pss {
+                hash: ckm_hash(hash),
                 mgf: ckg_mgf1(mgf),
-                sLen: salt_len as CK_ULONG,
+                salt_len: salt_len as CK_ULONG,
             };
-            let m = mechanism(CKM_RSA_PKCS_PSS, Some(&mut p));
             match self.one_shot(Op::Sign, &m, key, digest, self.rsa_len(key)) {
                 Ok(sig) => return Ok(sig),
                 Err(e) if params_refused(&e) && self.has_raw_rsa() => {
@@ -901,7 +875,7 @@ impl Pkcs11Backend {
                 digest.len()
             ))
         })?;
-        let m = mechanism::<()>(CKM_RSA_X_509, None);
+        let m = Mech::Plain(CKM_RSA_X_509);
         self.one_shot(Op::Sign, &m, key, &em, bits.div_ceil(8))
             .map_err(map_err)
     }
@@ -946,18 +920,11 @@ impl Pkcs11Backend {
         label: &[u8],
         data: &[u8],
     ) -> VResult<Vec<u8>> {
-        let mut p = CK_RSA_PKCS_OAEP_PARAMS {
-            hashAlg: ckm_hash(hash),
+        let m = Mech::Oaep {
+            hash: ckm_hash(hash),
             mgf: ckg_mgf1(mgf),
-            source: CKZ_DATA_SPECIFIED,
-            pSourceData: if label.is_empty() {
-                std::ptr::null_mut()
-            } else {
-                label.as_ptr() as *mut std::ffi::c_void
-            },
-            ulSourceDataLen: label.len() as CK_ULONG,
+            label,
         };
-        let m = mechanism(CKM_RSA_PKCS_OAEP, Some(&mut p));
         self.one_shot(Op::Decrypt, &m, key, data, self.rsa_len(key))
     }
 
@@ -977,7 +944,7 @@ impl Pkcs11Backend {
                 data.len()
             )));
         }
-        let m = mechanism::<()>(CKM_RSA_X_509, None);
+        let m = Mech::Plain(CKM_RSA_X_509);
         let raw = Zeroizing::new(
             self.one_shot(Op::Decrypt, &m, key, data, k)
                 .map_err(map_err)?,
@@ -1008,19 +975,11 @@ impl Pkcs11Backend {
                 tag_bits,
                 data,
             } => {
-                let mut p = CK_GCM_PARAMS {
-                    pIv: iv.as_ptr() as *mut CK_BYTE,
-                    ulIvLen: iv.len() as CK_ULONG,
-                    ulIvBits: (iv.len() * 8) as CK_ULONG,
-                    pAAD: if aad.is_empty() {
-                        std::ptr::null_mut()
-                    } else {
-                        aad.as_ptr() as *mut CK_BYTE
-                    },
-                    ulAADLen: aad.len() as CK_ULONG,
-                    ulTagBits: *tag_bits as CK_ULONG,
+                let m = Mech::Gcm {
+                    iv,
+                    aad,
+                    tag_bits: *tag_bits as CK_ULONG,
                 };
-                let m = mechanism(CKM_AES_GCM, Some(&mut p));
                 let room = match op {
                     Op::Encrypt => data.len() + tag_bits.div_ceil(8),
                     _ => data.len(),
@@ -1030,7 +989,7 @@ impl Pkcs11Backend {
                     .map_err(map_err)
             }
             CipherRequest::AesCbcPad { iv, data } => {
-                let m = mechanism_bytes(CKM_AES_CBC_PAD, iv);
+                let m = Mech::Bytes(CKM_AES_CBC_PAD, iv);
                 self.one_shot(op, &m, key, data, data.len() + 16)
                     .map(Some)
                     .map_err(map_err)
@@ -1163,25 +1122,21 @@ impl Backend for Pkcs11Backend {
                     Some(KeyInfo::Ec { sig_len }) => sig_len,
                     _ => MAX_ECDSA_SIG,
                 };
-                (mechanism::<()>(CKM_ECDSA, None), digest, room)
+                (Mech::Plain(CKM_ECDSA), digest, room)
             }
-            SignRequest::RsaPkcs1 { digest_info, .. } => (
-                mechanism::<()>(CKM_RSA_PKCS, None),
-                digest_info,
-                self.rsa_len(key),
-            ),
+            SignRequest::RsaPkcs1 { digest_info, .. } => {
+                (Mech::Plain(CKM_RSA_PKCS), digest_info, self.rsa_len(key))
+            }
             SignRequest::RsaPss {
                 hash,
                 mgf,
                 salt_len,
                 digest,
             } => return self.sign_pss(key, *hash, *mgf, *salt_len, digest),
-            SignRequest::Hmac { hash, message } => (
-                mechanism::<()>(ckm_hmac(*hash), None),
-                message,
-                hash.output_len(),
-            ),
-            SignRequest::EdDsa { message } => (mechanism::<()>(CKM_EDDSA, None), message, 64),
+            SignRequest::Hmac { hash, message } => {
+                (Mech::Plain(ckm_hmac(*hash)), message, hash.output_len())
+            }
+            SignRequest::EdDsa { message } => (Mech::Plain(CKM_EDDSA), message, 64),
         };
         self.one_shot(Op::Sign, &m, key, input, room)
             .map_err(map_err)
@@ -1194,7 +1149,7 @@ impl Backend for Pkcs11Backend {
                 "only HMAC is verified in the vendor token".into(),
             ));
         };
-        let m = mechanism::<()>(ckm_hmac(*hash), None);
+        let m = Mech::Plain(ckm_hmac(*hash));
         self.run(|s| self.vendor.verify(s, &m, key, message, signature))
             .map_err(map_err)
     }
@@ -1221,7 +1176,7 @@ impl Backend for Pkcs11Backend {
                     .ok_or_else(|| BackendError::Unsupported("cipher".into()))
             }
         };
-        let m = mechanism::<()>(mech, None);
+        let m = Mech::Plain(mech);
         self.one_shot(Op::Decrypt, &m, key, data, self.rsa_len(key))
             .map_err(map_err)
     }
