@@ -77,9 +77,11 @@ if [[ ${SKIP_CARGO:-0} != 1 ]]; then
     step "cargo clippy --all-targets -- -D warnings" 1200 cargo clippy --all-targets -- -D warnings
     step "cargo build --release" 1200 cargo build --release
 
-    banner "cargo test --workspace --release"
+    banner "cargo test --workspace --release --no-fail-fast"
+    # --no-fail-fast: one failing test binary must not hide the results of the others.
     set +e
-    timeout --kill-after=10 "$(limit 1200)" cargo test --workspace --release 2>&1 | tee "$LOG_DIR/cargo-test.log"
+    timeout --kill-after=10 "$(limit 1200)" cargo test --workspace --release --no-fail-fast 2>&1 |
+        tee "$LOG_DIR/cargo-test.log"
     rc=${PIPESTATUS[0]}
     set -e
     # Add up every "test result: ok. N passed; M failed; ..." line (unit, integration, doc).
