@@ -1333,7 +1333,19 @@ fn helper_vendor_calls() {
         b"ce",
     );
     let (rsa, _) = keypair(&b, KeyKind::Rsa { bits: 2048 }, "count-rsa", b"cr");
-    b.list().unwrap();
+
+    // Listing reads each key's attributes in two calls (class + key type, then the
+    // rest), whatever their number.
+    shim.reset();
+    let listed = b.list().unwrap();
+    assert_eq!(listed.len(), 4);
+    let counts = shim.counts();
+    assert_eq!(
+        counts[24],
+        2 * listed.len() as u64,
+        "C_GetAttributeValue calls"
+    );
+    assert_eq!(counts[26], 1, "one C_FindObjectsInit");
 
     shim.reset();
     let d = hash(MessageDigest::sha256(), b"counted").unwrap();

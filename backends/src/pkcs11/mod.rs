@@ -12,6 +12,21 @@
 //! OAEP with SHA-1 and no label, and PSS only with MGF1 over the same hash), the
 //! backend pads in software and uses the vendor's raw RSA (`CKM_RSA_X_509`) when the
 //! vendor offers it; the refusal is remembered so the next call goes straight there.
+//! An OAEP label is always checked here when raw RSA is available, because SoftHSM 2.6
+//! accepts a label and ignores it.
+//!
+//! Login: with `pin_from_application` (or no configured PIN) the application's PIN goes
+//! to the vendor's `C_Login` and `logout` logs the vendor out. With a configured PIN the
+//! application must present that PIN (compared in constant time); the vendor is logged
+//! in with it on `login` and before `list`, and stays logged in across application
+//! logouts (it is hsmux's credential, like a cloud key). `list` shows what the vendor
+//! shows: before a pass-through login, only public objects.
+//!
+//! Sessions: one vendor session stays open for the backend's life and is never used,
+//! because a vendor logs out (and SoftHSM forgets every object handle) when an
+//! application's last session closes. A session whose operation failed half-way is
+//! closed rather than pooled. Object handles are the `key_ref`s; they stay valid while
+//! the backend lives.
 
 mod attrs;
 mod ffi;
@@ -390,6 +405,12 @@ impl Pkcs11Backend {
                     }
                     let dead = matches!(e.rv, CKR_SESSION_HANDLE_INVALID | CKR_SESSION_CLOSED);
                     if dead && !retried && !e.after_init {
+                        // The vendor forgot our sessions (restarted, re-initialised):
+                        // the rest of the pool is as dead as this one.
+                        let stale = std::mem::take(&mut *lock(&self.idle));
+                        for s in stale {
+                            self.vendor.close_session(s);
+                        }
                         retried = true;
                         continue;
                     }
@@ -515,7 +536,8 @@ impl Pkcs11Backend {
             ecdsa: can(CKM_ECDSA, CKF_SIGN),
             rsa_pkcs1: can(CKM_RSA_PKCS, CKF_SIGN),
             rsa_pkcs1_raw: can(CKM_RSA_PKCS, CKF_SIGN),
-            rsa_pss: can(CKM_RSA_PKCS_PSS, CKF_SIGN),
+            // PSS and OAEP can also be padded here around the vendor's raw RSA.
+            rsa_pss: can(CKM_RSA_PKCS_PSS, CKF_SIGN) || can(CKM_RSA_X_509, CKF_SIGN),
             pss_salt_is_hash_len: false,
             hashes: vec![
                 Hash::Sha1,
@@ -526,7 +548,7 @@ impl Pkcs11Backend {
             ],
             hmac,
             eddsa: can(CKM_EDDSA, CKF_SIGN),
-            rsa_oaep: can(CKM_RSA_PKCS_OAEP, CKF_DECRYPT),
+            rsa_oaep: can(CKM_RSA_PKCS_OAEP, CKF_DECRYPT) || can(CKM_RSA_X_509, CKF_DECRYPT),
             oaep_label: true,
             oaep_mgf_any: true,
             rsa_pkcs1_decrypt: can(CKM_RSA_PKCS, CKF_DECRYPT),
