@@ -1101,7 +1101,7 @@ typedef unsigned long UL;
 struct list { unsigned char ver[2]; void *f[68]; };
 static struct list real, ours;
 static UL counts[68];
-static int inside, max_inside, rendezvous;
+static int inside, max_inside, rendezvous, single_attrs;
 #define P1 UL a
 #define P2 UL a, UL b
 #define P3 UL a, UL b, UL c
@@ -1121,11 +1121,23 @@ static int inside, max_inside, rendezvous;
     return ((UL (*)(P##n))real.f[i])(A##n); }
 W(0,1) W(1,1) W(2,1) W(3,1) W(4,3) W(5,2) W(6,2) W(7,3) W(8,3) W(9,4) W(10,3) W(11,5)
 W(12,5) W(13,1) W(14,1) W(15,2) W(16,3) W(17,5) W(18,4) W(19,1) W(20,4) W(21,5) W(22,2)
-W(23,3) W(24,4) W(25,4) W(26,3) W(27,4) W(28,1) W(29,3) W(30,5) W(31,5) W(32,3) W(33,3)
+W(23,3) W(25,4) W(26,3) W(27,4) W(28,1) W(29,3) W(30,5) W(31,5) W(32,3) W(33,3)
 W(34,5) W(35,5) W(36,3) W(37,2) W(38,5) W(39,3) W(40,2) W(41,3) W(42,3) W(44,3)
 W(45,3) W(46,3) W(47,5) W(48,3) W(49,5) W(50,3) W(51,3) W(52,3) W(53,5) W(54,5) W(55,5)
 W(56,5) W(57,5) W(58,5) W(59,8) W(60,6) W(61,8) W(62,6) W(63,3) W(64,3) W(65,1) W(66,1)
 W(67,3)
+/* C_GetAttributeValue; in single_attrs mode it behaves like vendors that refuse a
+   template of several attributes when one is invalid, filling none of them. */
+struct attr { UL type; void *p; UL len; };
+static UL w24(P4) {
+    __atomic_fetch_add(&counts[24], 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&single_attrs, __ATOMIC_SEQ_CST) && d > 1) {
+        struct attr *t = (struct attr *)c;
+        for (UL i = 0; i < d; i++) t[i].len = (UL)-1;
+        return 0x12; /* CKR_ATTRIBUTE_TYPE_INVALID */
+    }
+    return ((UL (*)(P4))real.f[24])(A4);
+}
 static UL w43(P5) {
     __atomic_fetch_add(&counts[43], 1, __ATOMIC_SEQ_CST);
     int now = __atomic_add_fetch(&inside, 1, __ATOMIC_SEQ_CST);
@@ -1164,6 +1176,7 @@ UL shim_count(int i) { return __atomic_load_n(&counts[i], __ATOMIC_SEQ_CST); }
 void shim_reset(void) { for (int i = 0; i < 68; i++) __atomic_store_n(&counts[i], 0, __ATOMIC_SEQ_CST); }
 void shim_rendezvous(int n) { __atomic_store_n(&rendezvous, n, __ATOMIC_SEQ_CST);
                               __atomic_store_n(&max_inside, 0, __ATOMIC_SEQ_CST); }
+void shim_single_attrs(int on) { __atomic_store_n(&single_attrs, on, __ATOMIC_SEQ_CST); }
 int shim_max_inside(void) { return __atomic_load_n(&max_inside, __ATOMIC_SEQ_CST); }
 "#;
 
@@ -1295,6 +1308,15 @@ impl Shim {
         }
     }
 
+    fn single_attrs(&self, on: bool) {
+        // SAFETY: the shim exports `void shim_single_attrs(int)`.
+        unsafe {
+            let f: libloading::Symbol<'_, unsafe extern "C" fn(i32)> =
+                self.lib.get(b"shim_single_attrs\0").unwrap();
+            f(i32::from(on))
+        }
+    }
+
     fn max_inside(&self) -> i32 {
         // SAFETY: the shim exports `int shim_max_inside(void)`.
         unsafe {
@@ -1346,6 +1368,13 @@ fn helper_vendor_calls() {
         "C_GetAttributeValue calls"
     );
     assert_eq!(counts[26], 1, "one C_FindObjectsInit");
+
+    // A vendor that refuses multi-attribute templates gets one attribute at a time,
+    // and the objects come out the same.
+    shim.single_attrs(true);
+    let one_by_one = b.list().unwrap();
+    shim.single_attrs(false);
+    assert_eq!(one_by_one, listed);
 
     shim.reset();
     let d = hash(MessageDigest::sha256(), b"counted").unwrap();

@@ -106,7 +106,16 @@ pub(crate) fn read(
             let mut bufs: Vec<Vec<u8>> = present.iter().map(|(_, n)| vec![0u8; *n]).collect();
             if let (CKR_OK, lens) = v.get_attributes(s, obj, &ptypes, &mut bufs) {
                 let mut got = collect(&ptypes, bufs, &lens);
-                let items = types.iter().map(|ty| (*ty, got.take(*ty))).collect();
+                let mut items = Vec::with_capacity(types.len());
+                for ty in types {
+                    let val = match got.take(*ty) {
+                        Some(val) => Some(val),
+                        // Some vendors stop at the first invalid attribute and report
+                        // the rest unavailable too: ask for each missing one alone.
+                        None => read_one(v, s, obj, *ty)?,
+                    };
+                    items.push((*ty, val));
+                }
                 return Ok(Attrs { items });
             }
         }
