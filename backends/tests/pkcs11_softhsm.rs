@@ -358,10 +358,16 @@ fn passed_through_pin_is_checked_by_the_vendor() {
     );
     let d = hash(MessageDigest::sha256(), b"x").unwrap();
     b.sign(&private.key_ref, &ecdsa_req(&d)).unwrap();
-    // The application logged out: so is the vendor, and its wrong PIN is refused again.
+    // The application logs out and in again: the vendor, still logged in, does not
+    // check the PIN, so the backend holds it to the one the vendor accepted.
     b.logout();
     assert_eq!(b.login(b"wrong-pin"), Err(BackendError::PinIncorrect));
+    assert_eq!(b.login(&PIN[1..]), Err(BackendError::PinIncorrect));
     b.login(PIN).unwrap();
+    // And the key_ref the token layer holds is still good (SoftHSM renumbers private
+    // objects after a vendor logout, so the vendor must not have been logged out).
+    b.sign(&private.key_ref, &ecdsa_req(&d)).unwrap();
+    assert!(b.list().unwrap().contains(&private));
 }
 
 #[test]

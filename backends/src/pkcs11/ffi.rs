@@ -447,14 +447,6 @@ impl Vendor {
         }
     }
 
-    pub fn logout(&self, s: CK_SESSION_HANDLE) -> CK_RV {
-        let Some(f) = self.f.C_Logout else {
-            return CKR_FUNCTION_NOT_SUPPORTED;
-        };
-        // SAFETY: plain handle argument.
-        unsafe { f(s) }
-    }
-
     /// Every object matching `template` (empty: every object the session can see).
     pub fn find(
         &self,

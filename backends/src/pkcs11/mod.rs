@@ -16,11 +16,14 @@
 //! accepts a label and ignores it.
 //!
 //! Login: with `pin_from_application` (or no configured PIN) the application's PIN goes
-//! to the vendor's `C_Login` and `logout` logs the vendor out. With a configured PIN the
-//! application must present that PIN (compared in constant time); the vendor is logged
-//! in with it on `login` and before `list`, and stays logged in across application
-//! logouts (it is hsmux's credential, like a cloud key). `list` shows what the vendor
-//! shows: before a pass-through login, only public objects.
+//! to the vendor's `C_Login`. With a configured PIN the application must present that
+//! PIN (compared in constant time) and the vendor is logged in with it, on `login` and
+//! before `list`. Either way the vendor then stays logged in for the backend's life:
+//! a vendor logout makes SoftHSM (and other vendors) give private objects new handles,
+//! which would invalidate the token layer's cached `key_ref`s. When the vendor answers
+//! `CKR_USER_ALREADY_LOGGED_IN` (so it did not check the PIN), a passed-through PIN is
+//! compared with a salted digest of the one it last accepted. `list` shows what the
+//! vendor shows: before a pass-through login, only public objects.
 //!
 //! Sessions: one vendor session stays open for the backend's life and is never used,
 //! because a vendor logs out (and SoftHSM forgets every object handle) when an
@@ -108,6 +111,9 @@ pub struct Pkcs11Backend {
     /// Sizes of keys seen by `list`/`generate`, by vendor handle.
     sizes: RwLock<HashMap<CK_OBJECT_HANDLE, KeyInfo>>,
     caps: OnceLock<VendorCaps>,
+    /// Salted digest of the last passed-through PIN the vendor accepted.
+    verified_pin: Mutex<Option<[u8; 32]>>,
+    pin_salt: [u8; 16],
     /// Bit per (hash, mgf) the vendor's own OAEP refused.
     oaep_refused: AtomicU64,
     /// Bit per (hash, mgf) the vendor's own PSS refused.
@@ -283,7 +289,11 @@ impl Pkcs11Backend {
     pub fn open(settings: Pkcs11Settings) -> BackendResult<Pkcs11Backend> {
         let vendor = Vendor::acquire(&settings.library).map_err(BackendError::Other)?;
         let pid = std::process::id();
-        match Self::find_slot(&vendor, &settings) {
+        let mut pin_salt = [0u8; 16];
+        let found = openssl::rand::rand_bytes(&mut pin_salt)
+            .map_err(|e| BackendError::Other(format!("random salt: {e}")))
+            .and_then(|()| Self::find_slot(&vendor, &settings));
+        match found {
             Ok((slot, info)) => Ok(Pkcs11Backend {
                 slot,
                 serial: padded_str(&info.serialNumber),
@@ -295,6 +305,8 @@ impl Pkcs11Backend {
                 anchor: OnceLock::new(),
                 sizes: RwLock::new(HashMap::new()),
                 caps: OnceLock::new(),
+                verified_pin: Mutex::new(None),
+                pin_salt,
                 oaep_refused: AtomicU64::new(0),
                 pss_refused: AtomicU64::new(0),
                 pid,
@@ -433,7 +445,7 @@ impl Pkcs11Backend {
 
     fn vendor_login(&self, pin: &[u8], configured: bool) -> BackendResult<()> {
         let r = self.run(|s| match self.vendor.login(s, pin) {
-            CKR_OK | CKR_USER_ALREADY_LOGGED_IN => Ok(()),
+            rv @ (CKR_OK | CKR_USER_ALREADY_LOGGED_IN) => Ok(rv),
             rv => Err(VErr {
                 rv,
                 func: "C_Login",
@@ -441,7 +453,19 @@ impl Pkcs11Backend {
             }),
         });
         match r {
-            Ok(()) => Ok(()),
+            Ok(_) if configured => Ok(()),
+            // The vendor checked this PIN: later application logins are held to it.
+            Ok(CKR_OK) => {
+                *lock(&self.verified_pin) = Some(self.pin_digest(pin));
+                Ok(())
+            }
+            // The vendor did not look at the PIN; hold it to the one it last accepted.
+            Ok(_) => match *lock(&self.verified_pin) {
+                Some(known) if !openssl::memcmp::eq(&known, &self.pin_digest(pin)) => {
+                    Err(BackendError::PinIncorrect)
+                }
+                _ => Ok(()),
+            },
             Err(e) if configured && e.rv == CKR_PIN_INCORRECT => Err(BackendError::Auth(format!(
                 "vendor token {:?} (library {}) refused the configured pin",
                 self.label,
@@ -449,6 +473,14 @@ impl Pkcs11Backend {
             ))),
             Err(e) => Err(map_err(e)),
         }
+    }
+
+    /// A salted digest of a PIN, so a passed-through PIN is not kept in memory.
+    fn pin_digest(&self, pin: &[u8]) -> [u8; 32] {
+        let mut h = openssl::sha::Sha256::new();
+        h.update(&self.pin_salt);
+        h.update(pin);
+        h.finish()
     }
 
     /// The vendor PIN belongs to the configuration (not the application).
@@ -1033,17 +1065,25 @@ fn extras(a: &mut Attrs, types: &[CK_ATTRIBUTE_TYPE]) -> Vec<(u64, Vec<u8>)> {
 fn same_family(a: &RemoteObject, b: &RemoteObject) -> bool {
     match (&a.kind, &b.kind) {
         (Some(KeyKind::Rsa { .. }), Some(KeyKind::Rsa { .. })) => true,
-        (Some(KeyKind::Ec { params: x }), Some(KeyKind::Ec { params: y })) => x == y,
+        // A vendor may withhold CKA_EC_PARAMS on the private half.
+        (Some(KeyKind::Ec { params: x }), Some(KeyKind::Ec { params: y })) => {
+            x == y || x.is_empty() || y.is_empty()
+        }
         (Some(KeyKind::Ed25519), Some(KeyKind::Ed25519)) => true,
         _ => false,
     }
 }
 
-/// A private key takes the public key (and, for an RSA key whose modulus the vendor
-/// hid, the size) of its public half.
+/// A private key takes the public key (and, where the vendor hid the modulus or the
+/// curve, the kind) of its public half.
 fn adopt_public(private: &mut RemoteObject, public: &RemoteObject) {
     private.public_key_der.clone_from(&public.public_key_der);
-    if matches!(private.kind, Some(KeyKind::Rsa { bits: 0 })) {
+    let unknown = match &private.kind {
+        Some(KeyKind::Rsa { bits }) => *bits == 0,
+        Some(KeyKind::Ec { params }) => params.is_empty(),
+        _ => false,
+    };
+    if unknown {
         private.kind.clone_from(&public.kind);
     }
 }
@@ -1095,18 +1135,10 @@ impl Backend for Pkcs11Backend {
     }
 
     fn logout(&self) {
-        // A configured PIN is hsmux's credential, like a cloud key: the vendor stays
-        // logged in. A passed-through PIN was the application's: log the vendor out.
-        if self.configured_pin().is_none() {
-            let _ = self.run(|s| match self.vendor.logout(s) {
-                CKR_OK | CKR_USER_NOT_LOGGED_IN => Ok(()),
-                rv => Err(VErr {
-                    rv,
-                    func: "C_Logout",
-                    after_init: false,
-                }),
-            });
-        }
+        // The vendor stays logged in. A vendor logout makes SoftHSM (and other vendors)
+        // renumber private objects, which would invalidate every key_ref the token
+        // layer holds; the token layer refuses private-key use until the application
+        // logs in again, and that login is checked (see `login`).
     }
 
     fn list(&self) -> BackendResult<Vec<RemoteObject>> {
