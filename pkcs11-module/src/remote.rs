@@ -734,11 +734,7 @@ mod tests {
             CKR_DEVICE_ERROR
         );
         assert_eq!(
-            backend_err(
-                BackendError::Vendor(CKR_PIN_EXPIRED, "x".into()),
-                "s"
-            )
-            .rv,
+            backend_err(BackendError::Vendor(CKR_PIN_EXPIRED, "x".into()), "s").rv,
             CKR_PIN_EXPIRED
         );
     }

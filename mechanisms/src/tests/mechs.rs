@@ -44,7 +44,10 @@ fn mechanism_info_flags_and_sizes() {
     }
     assert!(rsa.min_key <= 2048 && rsa.max_key >= 4096);
     let gcm = mechanism_info(CKM_AES_GCM).unwrap();
-    assert_eq!(gcm.flags, CKF_ENCRYPT | CKF_DECRYPT);
+    assert_eq!(
+        gcm.flags,
+        CKF_ENCRYPT | CKF_DECRYPT | CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT | CKF_MULTI_MESSAGE
+    );
     assert_eq!((gcm.min_key, gcm.max_key), (16, 32));
     assert_eq!(mechanism_info(CKM_SHA256).unwrap().flags, CKF_DIGEST);
     assert_eq!(mechanism_info(CKM_AES_KEY_GEN).unwrap().flags, CKF_GENERATE);
