@@ -32,6 +32,60 @@ pub enum TokenConfig {
     /// AWS KMS keys of one account and region.
     #[serde(rename = "aws-kms")]
     AwsKms(AwsKmsConfig),
+    /// A vendor's PKCS#11 library (an on-prem HSM).
+    #[serde(rename = "pkcs11")]
+    Pkcs11(Pkcs11Config),
+}
+
+/// Where a `pkcs11` token's `C_Login` PIN goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PinSource {
+    /// The configured `pin` is what applications must present, and what hsmux gives
+    /// the vendor.
+    #[default]
+    Config,
+    /// The application's PIN is passed through to the vendor.
+    Application,
+}
+
+/// Keys of a `backend = "pkcs11"` token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// Label of the slot.
+    pub label: String,
+    /// Path of the vendor's PKCS#11 library.
+    pub library: PathBuf,
+    /// The vendor token's label (or give `slot`).
+    pub token: Option<String>,
+    /// The vendor slot ID (or give `token`).
+    pub slot: Option<u64>,
+    /// The vendor user PIN: `env:NAME`, `file:PATH` or a literal.
+    pub pin: Option<String>,
+    /// `config` (default) or `application`.
+    #[serde(default)]
+    pub pin_source: PinSource,
+    /// Seconds the object list is trusted before it is fetched again (default 300).
+    pub cache_ttl_secs: Option<u64>,
+}
+
+impl Pkcs11Config {
+    fn check(&self) -> Result<()> {
+        let bad = |key: &str, why: &str| {
+            Err(Error::new(
+                CKR_GENERAL_ERROR,
+                format!("token \"{}\": key `{key}` {why}", self.label),
+            ))
+        };
+        if self.token.is_some() == self.slot.is_some() {
+            return bad("token", "or `slot`: give exactly one of them");
+        }
+        if self.pin_source == PinSource::Application && self.pin.is_some() {
+            return bad("pin", "must not be set with pin_source = \"application\"");
+        }
+        Ok(())
+    }
 }
 
 /// Keys of a `backend = "local"` token.
@@ -170,6 +224,7 @@ impl TokenConfig {
         match self {
             TokenConfig::Local(l) => &l.label,
             TokenConfig::AwsKms(a) => &a.label,
+            TokenConfig::Pkcs11(p) => &p.label,
         }
     }
 }
@@ -267,6 +322,9 @@ pub fn parse_str(text: &str) -> Result<Config> {
         if let TokenConfig::AwsKms(a) = t {
             a.check()?;
         }
+        if let TokenConfig::Pkcs11(p) = t {
+            p.check()?;
+        }
         if let TokenConfig::Local(l) = t {
             if l.pin_kdf_iterations == Some(0) {
                 return Err(Error::new(
@@ -350,6 +408,19 @@ mod tests {
         };
         let err = a.settings().unwrap_err();
         assert!(err.msg.contains("`pin`"), "{}", err.msg);
+    }
+
+    #[test]
+    fn pkcs11_tokens_need_exactly_one_of_token_and_slot() {
+        let ok = "[[token]]\nlabel = \"hsm\"\nbackend = \"pkcs11\"\nlibrary = \"/x.so\"\ntoken = \"t\"\npin = \"env:P\"\n";
+        assert!(parse_str(ok).is_ok());
+        let both = format!("{ok}slot = 1\n");
+        assert!(parse_str(&both).unwrap_err().msg.contains("`token`"));
+        let app = "[[token]]\nlabel = \"hsm\"\nbackend = \"pkcs11\"\nlibrary = \"/x.so\"\nslot = 0\npin_source = \"application\"\n";
+        assert!(parse_str(app).is_ok());
+        let typo =
+            "[[token]]\nlabel = \"hsm\"\nbackend = \"pkcs11\"\nlibary = \"/x.so\"\nslot = 0\n";
+        assert!(parse_str(typo).unwrap_err().msg.contains("libary"));
     }
 
     #[test]

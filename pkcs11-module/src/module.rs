@@ -209,6 +209,37 @@ impl Module {
         let mut tokens = Vec::new();
         for (i, t) in cfg.token.iter().enumerate() {
             let tok = match t {
+                TokenConfig::Pkcs11(p) => {
+                    let err = |key: &str, e: String| {
+                        Error::new(
+                            CKR_GENERAL_ERROR,
+                            format!("token \"{}\": key `{key}`: {e}", p.label),
+                        )
+                    };
+                    let pin = match &p.pin {
+                        Some(spec) => {
+                            Some(hsmux_backends::resolve_secret(spec).map_err(|e| err("pin", e))?)
+                        }
+                        None => None,
+                    };
+                    let settings = hsmux_backends::Pkcs11Settings {
+                        library: p.library.clone(),
+                        token_label: p.token.clone(),
+                        slot: p.slot,
+                        pin,
+                        pin_from_application: p.pin_source == config::PinSource::Application,
+                    };
+                    let backend = hsmux_backends::Pkcs11Backend::open(settings)
+                        .map_err(|e| err("library", e.to_string()))?;
+                    let ttl = std::time::Duration::from_secs(p.cache_ttl_secs.unwrap_or(300));
+                    Token::open_remote(
+                        i as CK_SLOT_ID,
+                        &p.label,
+                        Arc::new(backend),
+                        ttl,
+                        handles.clone(),
+                    )
+                }
                 TokenConfig::Local(l) => {
                     let path = l
                         .path

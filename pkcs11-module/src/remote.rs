@@ -205,7 +205,8 @@ pub fn can_sign(c: &Capabilities, m: CK_MECHANISM_TYPE) -> bool {
         CKM_SHA384_HMAC => c.hmac && h(Hash::Sha384),
         CKM_SHA512_HMAC => c.hmac && h(Hash::Sha512),
         CKM_EDDSA => c.eddsa,
-        CKM_RSA_X_509 => c.rsa_raw,
+        // Raw RSA signing has no service request: services sign padded data only.
+        CKM_RSA_X_509 => false,
         _ => false,
     }
 }

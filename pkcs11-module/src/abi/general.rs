@@ -98,7 +98,7 @@ pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: CK_SLOT_INFO_PTR)
         };
         pad(
             &mut i.slotDescription,
-            &format!("hsmux local: {}", t.config_label),
+            &format!("hsmux {}: {}", t.model(), t.config_label),
         );
         pad(&mut i.manufacturerID, MANUFACTURER);
         // SAFETY: checked by `put`.
