@@ -967,3 +967,77 @@ fn multi_part_cipher_calls_without_init_or_with_double_init_are_refused() {
         "C_DecryptInit twice",
     );
 }
+
+/// OpenSC p11test secret-key tests: a 42-byte message through CKM_AES_CBC_PAD, CKM_AES_CTR
+/// with a 64-bit counter, and CKM_AES_GCM with a 16-byte IV whose CK_GCM_PARAMS.ulIvBits
+/// says 64 (ulIvLen is what counts; PKCS#11 3.0 says not to use ulIvBits) and 8 bytes of
+/// AAD — each matching OpenSSL.
+#[test]
+fn p11test_secret_key_parameter_shapes_match_openssl() {
+    let t = shared().token("cipher p11test shapes");
+    let s = t.login_user();
+    let h = s.handle();
+    let value = verify::random_bytes(16);
+    let key = create(
+        h,
+        aes_key(&value, &[CKA_ENCRYPT, CKA_DECRYPT]),
+        "AES-128 key",
+    );
+    let msg = &b"Simple message for signing & verifying. It needs"[..42];
+    let mut iv: [u8; 16] = core::array::from_fn(|i| i as u8);
+    let cbc = openssl::symm::encrypt(openssl::symm::Cipher::aes_128_cbc(), &value, Some(&iv), msg)
+        .unwrap();
+    let m = raw::mech_with_bytes(CKM_AES_CBC_PAD, &mut iv);
+    assert_eq!(
+        encrypt_raw(h, &m, key, msg),
+        Ok(cbc.clone()),
+        "CBC-PAD of 42 bytes"
+    );
+    assert_eq!(decrypt_raw(h, &m, key, &cbc), Ok(msg.to_vec()));
+
+    let counter: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0];
+    let ctr = openssl::symm::encrypt(
+        openssl::symm::Cipher::aes_128_ctr(),
+        &value,
+        Some(&counter),
+        msg,
+    )
+    .unwrap();
+    let mut p = ctr_params(counter, 64);
+    let m = raw::mech_with(CKM_AES_CTR, &mut p);
+    assert_eq!(
+        encrypt_raw(h, &m, key, msg),
+        Ok(ctr.clone()),
+        "CTR with a 64-bit counter"
+    );
+    assert_eq!(decrypt_raw(h, &m, key, &ctr), Ok(msg.to_vec()));
+
+    let mut iv: [u8; 16] = core::array::from_fn(|i| i as u8);
+    let mut aad = [0x00u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80];
+    let mut tag = [0u8; 16];
+    let mut sealed = openssl::symm::encrypt_aead(
+        openssl::symm::Cipher::aes_128_gcm(),
+        &value,
+        Some(&iv),
+        &aad,
+        msg,
+        &mut tag,
+    )
+    .unwrap();
+    sealed.extend(tag);
+    let mut gcm = CK_GCM_PARAMS {
+        pIv: iv.as_mut_ptr(),
+        ulIvLen: 16,
+        ulIvBits: 64,
+        pAAD: aad.as_mut_ptr(),
+        ulAADLen: aad.len() as CK_ULONG,
+        ulTagBits: 128,
+    };
+    let m = raw::mech_with(CKM_AES_GCM, &mut gcm);
+    assert_eq!(
+        encrypt_raw(h, &m, key, msg),
+        Ok(sealed.clone()),
+        "GCM with ulIvBits 64, ulIvLen 16"
+    );
+    assert_eq!(decrypt_raw(h, &m, key, &sealed), Ok(msg.to_vec()));
+}
