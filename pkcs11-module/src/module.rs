@@ -21,6 +21,21 @@ use zeroize::Zeroizing;
 /// How long a remote token's listing serves `C_FindObjects` before the next one.
 const REMOTE_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
+thread_local! {
+    /// The slot the current call resolved, so its failure can be logged with its token.
+    static CURRENT_SLOT: std::cell::Cell<Option<CK_SLOT_ID>> = const { std::cell::Cell::new(None) };
+}
+
+/// The slot the running call on this thread is about, if it got that far.
+pub fn current_slot() -> Option<CK_SLOT_ID> {
+    CURRENT_SLOT.with(|c| c.get())
+}
+
+/// Forgets the slot of the previous call on this thread.
+pub fn clear_current_slot() {
+    CURRENT_SLOT.with(|c| c.set(None));
+}
+
 /// Where the output of a producing call goes.
 pub enum Out<'a> {
     /// The caller passed a NULL buffer: it asks for the length only.
@@ -282,6 +297,7 @@ impl Module {
 
     /// The token of a slot ID.
     pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+        CURRENT_SLOT.with(|c| c.set(Some(slot)));
         self.tokens
             .get(slot as usize)
             .ok_or_else(|| Error::rv(CKR_SLOT_ID_INVALID))
@@ -297,6 +313,7 @@ impl Module {
             .cloned()
             .ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
         let t = &self.tokens[s.slot];
+        CURRENT_SLOT.with(|c| c.set(Some(t.slot_id)));
         Ok((s, t))
     }
 

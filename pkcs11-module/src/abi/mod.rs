@@ -42,16 +42,41 @@ pub(crate) fn module() -> Result<Arc<Module>> {
     }
 }
 
+/// The label of the token a failed call was about, for its log line.
+fn token_label() -> String {
+    match (crate::module::current_slot(), module()) {
+        (Some(slot), Ok(m)) => m
+            .token(slot)
+            .map(|t| t.config_label.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
 /// Runs one exported call: catches panics, logs failures, returns the `CK_RV`.
 pub(crate) fn guard(name: &'static str, f: impl FnOnce() -> Result<CK_RV>) -> CK_RV {
+    crate::module::clear_current_slot();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(rv)) => rv,
         Ok(Err(e)) => {
+            let token = token_label();
             match e.rv {
                 CKR_GENERAL_ERROR | CKR_DEVICE_ERROR | CKR_FUNCTION_FAILED | CKR_DEVICE_MEMORY => {
-                    tracing::warn!(function = name, rv = crate::rv_name(e.rv), "{}", e.msg)
+                    tracing::warn!(
+                        token,
+                        function = name,
+                        rv = crate::rv_name(e.rv),
+                        "{}",
+                        e.msg
+                    )
                 }
-                _ => tracing::info!(function = name, rv = crate::rv_name(e.rv), "{}", e.msg),
+                _ => tracing::info!(
+                    token,
+                    function = name,
+                    rv = crate::rv_name(e.rv),
+                    "{}",
+                    e.msg
+                ),
             }
             e.rv
         }
