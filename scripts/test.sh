@@ -60,7 +60,7 @@ step() {
 
 banner "dependencies"
 if ensure_packages softhsm2 opensc libengine-pkcs11-openssl gnutls-bin openssl pkg-config \
-    libssl-dev openjdk-17-jdk-headless shellcheck; then
+    libssl-dev openjdk-17-jdk-headless shellcheck python3-venv; then
     record PASS "test dependencies installed"
 else
     record FAIL "test dependencies installed"
