@@ -20,7 +20,7 @@ use child::{PopulateInfo, Reply, Request, SetupInfo, StartupSample};
 use ops::Op;
 use report::{
     ratio_target, Host, ModuleInfo, OpResult, Planned, Previous, RatioResult, Results,
-    ScalingResult, StartupModule, StartupResult, TargetResult, SCALING_TARGET, STARTUP_RSS_TARGET,
+    ScalingResult, StartupModule, StartupResult, TargetResult, STARTUP_RSS_TARGET,
     STARTUP_TIME_TARGET,
 };
 use stats::{median, RunStats};
@@ -526,7 +526,9 @@ fn run(o: &Options) -> Result<(), String> {
 
         if startup_wanted {
             let find = token::data_object_label(o.startup_objects / 2);
-            for round in 0..o.startup_rounds {
+            // Round 0 is an untimed warm-up per module (page and dentry caches), the
+            // same for both.
+            for round in 0..=o.startup_rounds {
                 for mi in order(round, specs.len()) {
                     if startup_errors[mi].is_some() {
                         continue;
@@ -549,14 +551,19 @@ fn run(o: &Options) -> Result<(), String> {
                     match parsed {
                         Ok(s) => {
                             eprintln!(
-                                "[start-up {}/{}] {}: {:.1} ms, peak RSS {:.1} MiB",
-                                round + 1,
-                                o.startup_rounds,
+                                "[start-up {}] {}: {:.1} ms, peak RSS {:.1} MiB",
+                                if round == 0 {
+                                    "warm-up, not counted".to_string()
+                                } else {
+                                    format!("{round}/{}", o.startup_rounds)
+                                },
                                 specs[mi].id,
                                 s.total_ms,
                                 s.peak_rss_kib as f64 / 1024.0
                             );
-                            startup_samples[mi].push(s);
+                            if round > 0 {
+                                startup_samples[mi].push(s);
+                            }
                         }
                         Err(e) => startup_errors[mi] = Some(e),
                     }
@@ -684,6 +691,21 @@ fn assemble(
     let mut targets = Vec::new();
     let (a, b) = (specs[0].id, specs[1].id);
 
+    let machine_scaling = (o.suite.local() && !cpu.is_empty()).then(|| {
+        let rounds: Vec<f64> = cpu
+            .iter()
+            .filter_map(|&(one, two)| Some(two? / one?))
+            .collect();
+        ScalingResult {
+            op: "cpu_loop".into(),
+            module: "none".into(),
+            ratio: median(&rounds),
+            rounds,
+        }
+    });
+
+    let machine = machine_scaling.as_ref().and_then(|m| m.ratio);
+
     if o.suite.local() {
         for &op in &o.ops {
             for &t in &o.threads {
@@ -737,11 +759,10 @@ fn assemble(
                         .collect();
                     let r = median(&per_round);
                     if mi == 0 && op.is_sign() {
-                        targets.push(TargetResult::new(
+                        targets.push(TargetResult::scaling(
                             format!("{}: {a} 2 threads / 1 thread", op.title()),
                             r,
-                            true,
-                            SCALING_TARGET,
+                            machine,
                         ));
                     }
                     scaling.push(ScalingResult {
@@ -797,19 +818,6 @@ fn assemble(
             modules: per_module,
             time_ratio,
             rss_ratio,
-        }
-    });
-
-    let machine_scaling = (o.suite.local() && !cpu.is_empty()).then(|| {
-        let rounds: Vec<f64> = cpu
-            .iter()
-            .filter_map(|&(one, two)| Some(two? / one?))
-            .collect();
-        ScalingResult {
-            op: "cpu_loop".into(),
-            module: "none".into(),
-            ratio: median(&rounds),
-            rounds,
         }
     });
 
