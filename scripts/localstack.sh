@@ -119,7 +119,7 @@ start() {
             GATEWAY_LISTEN="127.0.0.1:$p" LOCALSTACK_HOST="127.0.0.1:$p" \
             FILESYSTEM_ROOT="$STATE/fs" PERSISTENCE=0 \
             DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 SKIP_INFRA_DOWNLOADS=1 \
-            LOCALSTACK_CLI=0 DEBUG=0 \
+            LOCALSTACK_CLI=0 DEBUG=0 PYTHONUNBUFFERED=1 \
             setsid "$VENV/bin/python" -m localstack.runtime.main
     ) >"$STATE/localstack.log" 2>&1 </dev/null &
     pid=$!
