@@ -984,3 +984,59 @@ fn generated_and_created_keys_report_the_defaults_bindings_read() {
         "CKA_TOKEN defaults to FALSE"
     );
 }
+
+/// PKCS#11 C_Logout: "any of the application's handles to private objects become invalid
+/// (even if a user is later logged back into the token, those handles remain invalid). In
+/// addition, all private session objects from sessions belonging to the application are
+/// destroyed." Public session objects stay.
+#[test]
+fn logout_invalidates_private_handles_and_destroys_private_session_objects() {
+    let t = shared().token("private object view");
+    let s = t.login_user();
+    let h = s.handle();
+    let private = create(
+        h,
+        data_object("hidden", APP, b"secret").bool(CKA_PRIVATE, true),
+        "private session data object",
+    );
+    let public = create(
+        h,
+        data_object("shown", APP, b"open"),
+        "public session data object",
+    );
+    let mut by_app = Template::new().bytes(CKA_APPLICATION, APP);
+    let mut both = vec![private, public];
+    both.sort_unstable();
+    assert_eq!(find_all(h, &mut by_app, 10), both);
+    ok(s.logout(), "C_Logout");
+    let mut q = [AttrQuery::read(CKA_VALUE, 64)];
+    expect_rv_in(
+        raw::get_attributes(h, private, &mut q),
+        &[CKR_OBJECT_HANDLE_INVALID, CKR_USER_NOT_LOGGED_IN],
+        "C_GetAttributeValue of a private object after C_Logout",
+    );
+    assert_ne!(
+        q[0].value(),
+        Some(&b"secret"[..]),
+        "private value leaked after logout"
+    );
+    assert_eq!(
+        find_all(h, &mut by_app, 10),
+        vec![public],
+        "only the public object is visible"
+    );
+    ok(
+        s.login(cryptoki::session::UserType::User, Some(&pin(USER_PIN))),
+        "C_Login",
+    );
+    expect_rv(
+        raw::get_attributes(h, private, &mut q),
+        CKR_OBJECT_HANDLE_INVALID,
+        "the old private handle after logging in again",
+    );
+    assert_eq!(
+        find_all(h, &mut by_app, 10),
+        vec![public],
+        "the private session object is gone"
+    );
+}
