@@ -360,8 +360,8 @@ pub fn class_of(attrs: &Attributes) -> Result<(CK_OBJECT_CLASS, CK_ULONG)> {
         | (CKO_PUBLIC_KEY | CKO_PRIVATE_KEY, CKK_RSA | CKK_EC | CKK_EC_EDWARDS)
         | (
             CKO_SECRET_KEY,
-            CKK_AES | CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC | CKK_SHA256_HMAC
-            | CKK_SHA384_HMAC | CKK_SHA512_HMAC,
+            CKK_AES | CKK_DES | CKK_DES2 | CKK_DES3 | CKK_GENERIC_SECRET | CKK_SHA_1_HMAC
+            | CKK_SHA224_HMAC | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC,
         ) => Ok((class, subtype)),
         (CKO_CERTIFICATE, t) => bail!(
             CKR_ATTRIBUTE_VALUE_INVALID,
