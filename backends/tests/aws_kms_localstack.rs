@@ -205,6 +205,8 @@ struct GatewayState {
     access_key: String,
     secret: String,
     delay: Duration,
+    /// This many requests are answered with an AWS throttling / server error first.
+    refusals: Mutex<Vec<(u16, &'static str)>>,
     requests: Arc<AtomicUsize>,
     operations: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
     in_flight: AtomicUsize,
@@ -214,6 +216,16 @@ struct GatewayState {
 /// Starts a gateway that accepts only (`access_key`, `secret`) and holds each request
 /// `delay` before forwarding it to LocalStack.
 fn gateway(access_key: &str, secret: &str, delay: Duration) -> Gateway {
+    gateway_refusing(access_key, secret, delay, Vec::new())
+}
+
+/// A gateway that first answers with `refusals` (HTTP status, AWS error code), in order.
+fn gateway_refusing(
+    access_key: &str,
+    secret: &str,
+    delay: Duration,
+    refusals: Vec<(u16, &'static str)>,
+) -> Gateway {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let upstream = endpoint()
@@ -231,6 +243,7 @@ fn gateway(access_key: &str, secret: &str, delay: Duration) -> Gateway {
         requests: requests.clone(),
         operations: operations.clone(),
         in_flight: AtomicUsize::new(0),
+        refusals: Mutex::new(refusals),
         max_in_flight: max_in_flight.clone(),
     });
     let own_url = url.clone();
@@ -365,9 +378,23 @@ fn serve(conn: TcpStream, state: &GatewayState, own_url: &str) {
         ));
         std::thread::sleep(state.delay);
         let request_id = format!("gateway-{n}");
-        let answer = match check_signature(state, own_url, &headers, &body, &request_id) {
-            Some(refusal) => refusal,
-            None => forward(state, &request_line, &raw_headers, &body),
+        let refusal = {
+            let mut r = state.refusals.lock().unwrap();
+            (!r.is_empty()).then(|| r.remove(0))
+        };
+        let answer = if let Some((status, code)) = refusal {
+            let body = format!("{{\"__type\":\"{code}\",\"message\":\"try again\"}}");
+            format!(
+                "HTTP/1.1 {status} Refused\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                 x-amzn-RequestId: {request_id}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        } else {
+            match check_signature(state, own_url, &headers, &body, &request_id) {
+                Some(refusal) => refusal,
+                None => forward(state, &request_line, &raw_headers, &body),
+            }
         };
         state.in_flight.fetch_sub(1, Ordering::SeqCst);
         if conn.write_all(&answer).is_err() {
@@ -1387,4 +1414,61 @@ fn an_unreachable_endpoint_is_unavailable_within_the_timeout() {
         "{}",
         b.requests_sent()
     );
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_within_the_budget() {
+    let quick = |url: &str, retries: u32| AwsKmsSettings {
+        max_retries: retries,
+        ..settings(url)
+    };
+    // One DescribeKey (an unknown key: the cache is cold) is the whole operation.
+    let sign = |b: &AwsKmsBackend| {
+        b.sign(
+            "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-4000-8000-000000000000",
+            &SignRequest::Ecdsa {
+                hash: None,
+                digest: vec![0; 32],
+            },
+        )
+    };
+    // Two throttles and a 503, then the real answer: ListKeys succeeds on its 4th try.
+    let gw = gateway_refusing(
+        "test",
+        "test",
+        Duration::ZERO,
+        vec![
+            (400, "ThrottlingException"),
+            (400, "ThrottlingException"),
+            (503, "KMSInternalException"),
+        ],
+    );
+    let b = backend_with(quick(&gw.url, 3));
+    // The fourth try reaches KMS, which does not know the key.
+    assert!(matches!(sign(&b), Err(BackendError::NotFound(_))));
+    assert_eq!(gw.count(), 4);
+    assert_eq!(b.requests_sent(), 4);
+    // Fewer retries than refusals: the throttling surfaces as "unavailable".
+    let gw = gateway_refusing(
+        "test",
+        "test",
+        Duration::ZERO,
+        vec![(400, "ThrottlingException"); 3],
+    );
+    let b = backend_with(quick(&gw.url, 1));
+    match sign(&b) {
+        Err(BackendError::Unavailable(m)) => assert!(m.contains("ThrottlingException"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(gw.count(), 2);
+    // Client errors are not retried.
+    let gw = gateway_refusing(
+        "test",
+        "test",
+        Duration::ZERO,
+        vec![(400, "ValidationException")],
+    );
+    let b = backend_with(quick(&gw.url, 3));
+    assert!(matches!(sign(&b), Err(BackendError::InvalidInput(_))));
+    assert_eq!(gw.count(), 1);
 }
