@@ -1,4 +1,5 @@
-//! Encryption and decryption: AES modes over `EVP_CIPHER_CTX`, RSA over `RSA`/`EVP_PKEY`.
+//! Encryption and decryption: AES and DES modes over `EVP_CIPHER_CTX`, RSA over
+//! `RSA`/`EVP_PKEY`.
 
 use crate::key::{KeyMaterial, RsaPrivateKey, RsaPublicKey};
 use crate::mech::{CtrParams, GcmParams, Mechanism, OaepParams};
@@ -14,6 +15,8 @@ use zeroize::Zeroizing;
 
 /// AES block length.
 const BLOCK: usize = 16;
+/// DES block length.
+const DES_BLOCK: usize = 8;
 /// Largest chunk handed to one `EVP_CipherUpdate`, whose length is a C `int`.
 const CHUNK: usize = 1 << 30;
 
@@ -63,6 +66,43 @@ pub(crate) fn aes_cipher(mode: AesMode, key_len: usize) -> Result<&'static Ciphe
     })
 }
 
+/// The DES-EDE3 `EVP_CIPHER` in ECB or CBC mode, fetched once per process.
+///
+/// Every DES key runs through three-key DES-EDE3: a `CKK_DES2` key K1‖K2 as K1‖K2‖K1 and a
+/// single-DES key K as K‖K‖K, which compute exactly two-key 3DES and DES. OpenSSL 3
+/// keeps single DES in its legacy provider only; this way we need no provider beyond the
+/// default one and leave the application's OpenSSL state alone.
+pub(crate) fn des_cipher(cbc: bool) -> &'static CipherRef {
+    static CIPHERS: OnceLock<[Option<Cipher>; 2]> = OnceLock::new();
+    let all = CIPHERS.get_or_init(|| {
+        [
+            Cipher::fetch(None, "DES-EDE3-ECB", None).ok(),
+            Cipher::fetch(None, "DES-EDE3-CBC", None).ok(),
+        ]
+    });
+    match (&all[cbc as usize], cbc) {
+        (Some(c), _) => c,
+        (None, false) => Cipher::des_ede3(),
+        (None, true) => Cipher::des_ede3_cbc(),
+    }
+}
+
+/// The 24-byte DES-EDE3 key of a DES key fit for the mechanism: `CKK_DES` for single-DES
+/// mechanisms, `CKK_DES2` or `CKK_DES3` for triple-DES ones. `None` for any other key.
+pub(crate) fn des_ede3_key(key: &KeyMaterial, single: bool) -> Option<Zeroizing<Vec<u8>>> {
+    let KeyMaterial::Secret(s) = key else {
+        return None;
+    };
+    let v = &s.value[..];
+    let parts: [&[u8]; 3] = match (s.key_type, v.len(), single) {
+        (CKK_DES, 8, true) => [v, v, v],
+        (CKK_DES2, 16, false) => [&v[..8], &v[8..], &v[..8]],
+        (CKK_DES3, 24, false) => return Some(Zeroizing::new(v.to_vec())),
+        _ => return None,
+    };
+    Some(Zeroizing::new(parts.concat()))
+}
+
 /// Runs `input` through `ctx`, appending to `out`, in chunks OpenSSL's `int` can count.
 pub(crate) fn ctx_update(ctx: &mut CipherCtx, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     for chunk in input.chunks(CHUNK) {
@@ -82,7 +122,15 @@ fn aes_key(key: &KeyMaterial) -> Option<&[u8]> {
 }
 
 fn new_ctx(mode: AesMode, key: &[u8], iv: Option<&[u8]>, encrypt: bool) -> Result<CipherCtx> {
-    let cipher = aes_cipher(mode, key.len())?;
+    cipher_ctx(aes_cipher(mode, key.len())?, key, iv, encrypt)
+}
+
+fn cipher_ctx(
+    cipher: &CipherRef,
+    key: &[u8],
+    iv: Option<&[u8]>,
+    encrypt: bool,
+) -> Result<CipherCtx> {
     let mut ctx = CipherCtx::new()?;
     if encrypt {
         ctx.encrypt_init(Some(cipher), Some(key), iv)?;
@@ -92,10 +140,12 @@ fn new_ctx(mode: AesMode, key: &[u8], iv: Option<&[u8]>, encrypt: bool) -> Resul
     Ok(ctx)
 }
 
-/// ECB, CBC and CBC-PAD. OpenSSL buffers partial blocks (and, decrypting with padding,
-/// the last full block); `held` mirrors how many bytes it holds so lengths are exact.
+/// ECB, CBC and CBC-PAD (AES or DES). OpenSSL buffers partial blocks (and, decrypting
+/// with padding, the last full block); `held` mirrors how many bytes it holds so lengths
+/// are exact.
 struct BlockOp {
     ctx: CipherCtx,
+    block: usize,
     encrypt: bool,
     pad: bool,
     held: usize,
@@ -103,14 +153,22 @@ struct BlockOp {
 
 impl BlockOp {
     fn new(mode: AesMode, key: &[u8], iv: Option<&[u8]>, pad: bool, encrypt: bool) -> Result<Self> {
-        let mut ctx = new_ctx(mode, key, iv, encrypt)?;
+        let ctx = new_ctx(mode, key, iv, encrypt)?;
+        Ok(Self::with_ctx(ctx, BLOCK, pad, encrypt))
+    }
+    fn des(cbc: bool, key: &[u8], iv: Option<&[u8]>, pad: bool, encrypt: bool) -> Result<Self> {
+        let ctx = cipher_ctx(des_cipher(cbc), key, iv, encrypt)?;
+        Ok(Self::with_ctx(ctx, DES_BLOCK, pad, encrypt))
+    }
+    fn with_ctx(mut ctx: CipherCtx, block: usize, pad: bool, encrypt: bool) -> Self {
         ctx.set_padding(pad);
-        Ok(BlockOp {
+        BlockOp {
             ctx,
+            block,
             encrypt,
             pad,
             held: 0,
-        })
+        }
     }
     fn len_error(&self) -> Error {
         if self.encrypt {
@@ -129,11 +187,11 @@ impl BlockOp {
         if !self.pad && self.held != 0 {
             return Err(self.len_error());
         }
-        if self.pad && !self.encrypt && self.held != BLOCK {
+        if self.pad && !self.encrypt && self.held != self.block {
             return Err(self.len_error());
         }
         let base = out.len();
-        out.resize(base + BLOCK, 0);
+        out.resize(base + self.block, 0);
         let n = match self.ctx.cipher_final(&mut out[base..]) {
             Ok(n) => n,
             Err(_) if !self.encrypt => {
@@ -155,12 +213,12 @@ impl CipherOp for BlockOp {
         Ok(out)
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(BLOCK);
+        let mut out = Vec::with_capacity(self.block);
         self.finish_into(&mut out)?;
         Ok(out)
     }
     fn oneshot(&mut self, data: &[u8]) -> Result<Vec<u8>> {
-        let whole = data.len() % BLOCK == 0;
+        let whole = data.len() % self.block == 0;
         if (!self.pad && !whole) || (self.pad && !self.encrypt && (!whole || data.is_empty())) {
             return Err(self.len_error());
         }
@@ -172,18 +230,18 @@ impl CipherOp for BlockOp {
     }
     fn update_len(&self, in_len: usize) -> usize {
         let total = self.held.saturating_add(in_len);
-        total - total % BLOCK
+        total - total % self.block
     }
     fn finish_len(&self) -> usize {
         if self.pad {
-            BLOCK
+            self.block
         } else {
             0
         }
     }
     fn oneshot_len(&self, in_len: usize) -> usize {
         if self.pad && self.encrypt {
-            (in_len - in_len % BLOCK).saturating_add(BLOCK)
+            (in_len - in_len % self.block).saturating_add(self.block)
         } else {
             in_len
         }
@@ -613,6 +671,20 @@ fn cipher_init(m: &Mechanism, key: &KeyMaterial, encrypt: bool) -> Result<Box<dy
             pad,
             buf: Vec::new(),
         }));
+    }
+    let des = match m {
+        Mechanism::DesEcb => Some((true, None, false)),
+        Mechanism::DesCbc(iv) => Some((true, Some(iv), false)),
+        Mechanism::DesCbcPad(iv) => Some((true, Some(iv), true)),
+        Mechanism::Des3Ecb => Some((false, None, false)),
+        Mechanism::Des3Cbc(iv) => Some((false, Some(iv), false)),
+        Mechanism::Des3CbcPad(iv) => Some((false, Some(iv), true)),
+        _ => None,
+    };
+    if let Some((single, iv, pad)) = des {
+        let k = des_ede3_key(key, single).ok_or_else(mismatch)?;
+        let iv = iv.map(|v| &v[..]);
+        return Ok(Box::new(BlockOp::des(iv.is_some(), &k, iv, pad, encrypt)?));
     }
     let is_aes = matches!(
         m,

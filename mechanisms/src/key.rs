@@ -526,6 +526,17 @@ impl EdPrivateKey {
     }
 }
 
+/// The fixed `CKA_VALUE` length of a DES key type (`CKK_DES` 8, `CKK_DES2` 16,
+/// `CKK_DES3` 24), `None` for other types.
+pub fn des_key_len(kt: CK_KEY_TYPE) -> Option<usize> {
+    match kt {
+        CKK_DES => Some(8),
+        CKK_DES2 => Some(16),
+        CKK_DES3 => Some(24),
+        _ => None,
+    }
+}
+
 impl SecretKey {
     /// The `CKK_*` of the key.
     pub fn key_type(&self) -> CK_KEY_TYPE {
@@ -553,6 +564,16 @@ impl KeyMaterial {
                     .ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE is missing"))?;
                 if kt == CKK_AES && !matches!(v.len(), 16 | 24 | 32) {
                     bail!(CKR_ATTRIBUTE_VALUE_INVALID, "AES key of {} bytes", v.len());
+                }
+                // Parity bits are not checked: most tokens ignore them, and DES ignores them.
+                if let Some(want) = des_key_len(kt) {
+                    if v.len() != want {
+                        bail!(
+                            CKR_ATTRIBUTE_VALUE_INVALID,
+                            "DES key type {kt:#x} needs {want} bytes, got {}",
+                            v.len()
+                        );
+                    }
                 }
                 KeyMaterial::Secret(SecretKey {
                     key_type: kt,

@@ -162,8 +162,105 @@ pub fn generate_key_pair(
     Ok((public_attributes(&key)?, private_attributes(&key)?))
 }
 
+/// Sets each byte's low bit so the byte has odd parity, as FIPS 46-3 wants of DES keys.
+pub(crate) fn set_des_parity(key: &mut [u8]) {
+    for b in key.iter_mut() {
+        let high = (*b >> 1).count_ones();
+        *b = (*b & 0xfe) | u8::from(high % 2 == 0);
+    }
+}
+
+/// The DES weak and semi-weak keys (with parity), FIPS 74 / SP 800-67 3.3.2: encrypting
+/// twice with a weak key, or once with each half of a semi-weak pair, is the identity.
+const DES_WEAK_KEYS: [u64; 16] = [
+    0x0101_0101_0101_0101,
+    0xfefe_fefe_fefe_fefe,
+    0xe0e0_e0e0_f1f1_f1f1,
+    0x1f1f_1f1f_0e0e_0e0e,
+    0x011f_011f_010e_010e,
+    0x1f01_1f01_0e01_0e01,
+    0x01e0_01e0_01f1_01f1,
+    0xe001_e001_f101_f101,
+    0x01fe_01fe_01fe_01fe,
+    0xfe01_fe01_fe01_fe01,
+    0x1fe0_1fe0_0ef1_0ef1,
+    0xe01f_e01f_f10e_f10e,
+    0x1ffe_1ffe_0efe_0efe,
+    0xfe1f_fe1f_fe0e_fe0e,
+    0xe0fe_e0fe_f1fe_f1fe,
+    0xfee0_fee0_fef1_fef1,
+];
+
+/// Whether a parity-adjusted DES, DES2 or DES3 key value is fit to hand out: no component
+/// is weak or semi-weak, and no two adjacent components are equal (K1 = K2 or K2 = K3
+/// collapses triple DES to single DES).
+pub(crate) fn des_key_acceptable(key: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = key.chunks(8).collect();
+    let weak = parts.iter().any(|p| {
+        <[u8; 8]>::try_from(*p)
+            .map(|b| DES_WEAK_KEYS.contains(&u64::from_be_bytes(b)))
+            .unwrap_or(true)
+    });
+    let degenerate = parts.windows(2).any(|w| w[0] == w[1]);
+    !weak && !degenerate
+}
+
+/// A random DES key of `len` bytes (8, 16 or 24) with odd parity on every byte, drawn
+/// again until [`des_key_acceptable`].
+fn generate_des(len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let mut value = Zeroizing::new(vec![0u8; len]);
+    // A rejection has probability about 2^-52 per draw; the bound only guards a broken RNG.
+    for _ in 0..64 {
+        random(&mut value)?;
+        set_des_parity(&mut value);
+        if des_key_acceptable(&value) {
+            return Ok(value);
+        }
+    }
+    Err(Error::general("the RNG keeps producing weak DES keys"))
+}
+
+/// The template's `CKA_VALUE_LEN` for a variable-length secret: required, 1..=512 bytes.
+fn secret_len(tmpl: &Attributes) -> Result<usize> {
+    let len = tmpl
+        .get_ulong(CKA_VALUE_LEN)?
+        .ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is missing"))?;
+    if len == 0 {
+        bail!(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE_LEN must not be 0");
+    }
+    if len > GENERIC_MAX_LEN as CK_ULONG {
+        bail!(CKR_KEY_SIZE_RANGE, "secret of {len} bytes");
+    }
+    Ok(len as usize)
+}
+
 /// Generates a secret key; returns `CKA_KEY_TYPE`, `CKA_VALUE`, `CKA_VALUE_LEN`.
 pub fn generate_key(m: &Mechanism, tmpl: &Attributes) -> Result<Attributes> {
+    let des = match m {
+        Mechanism::DesKeyGen => Some((CKK_DES, 8)),
+        Mechanism::Des2KeyGen => Some((CKK_DES2, 16)),
+        Mechanism::Des3KeyGen => Some((CKK_DES3, 24)),
+        _ => None,
+    };
+    if let Some((kt, len)) = des {
+        check_key_type(tmpl, &[kt])?;
+        // DES keys have a fixed length and no CKA_VALUE_LEN to ask for; a template that
+        // names one anyway must name the right one.
+        if let Some(l) = tmpl.get_ulong(CKA_VALUE_LEN)? {
+            if l != len as CK_ULONG {
+                bail!(
+                    CKR_TEMPLATE_INCONSISTENT,
+                    "CKA_VALUE_LEN {l} for a {len}-byte DES key"
+                );
+            }
+        }
+        let value = generate_des(len)?;
+        let mut a = Attributes::new();
+        a.set_ulong(CKA_KEY_TYPE, kt);
+        a.set(CKA_VALUE, value.to_vec());
+        a.set_ulong(CKA_VALUE_LEN, len as CK_ULONG);
+        return Ok(a);
+    }
     let (kt, len) = match m {
         Mechanism::AesKeyGen => {
             check_key_type(tmpl, &[CKK_AES])?;
@@ -191,16 +288,22 @@ pub fn generate_key(m: &Mechanism, tmpl: &Attributes) -> Result<Attributes> {
                 ],
             )?
             .unwrap_or(CKK_GENERIC_SECRET);
-            let len = tmpl
-                .get_ulong(CKA_VALUE_LEN)?
-                .ok_or_else(|| Error::new(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is missing"))?;
-            if len == 0 {
-                bail!(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE_LEN must not be 0");
-            }
-            if len > GENERIC_MAX_LEN as CK_ULONG {
-                bail!(CKR_KEY_SIZE_RANGE, "generic secret of {len} bytes");
-            }
-            (kt, len as usize)
+            (kt, secret_len(tmpl)?)
+        }
+        Mechanism::Sha1KeyGen
+        | Mechanism::Sha224KeyGen
+        | Mechanism::Sha256KeyGen
+        | Mechanism::Sha384KeyGen
+        | Mechanism::Sha512KeyGen => {
+            let kt = match m {
+                Mechanism::Sha1KeyGen => CKK_SHA_1_HMAC,
+                Mechanism::Sha224KeyGen => CKK_SHA224_HMAC,
+                Mechanism::Sha256KeyGen => CKK_SHA256_HMAC,
+                Mechanism::Sha384KeyGen => CKK_SHA384_HMAC,
+                _ => CKK_SHA512_HMAC,
+            };
+            check_key_type(tmpl, &[kt])?;
+            (kt, secret_len(tmpl)?)
         }
         _ => bail!(
             CKR_MECHANISM_INVALID,

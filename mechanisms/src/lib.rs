@@ -15,8 +15,10 @@
 //! - [`generate_key_pair`], [`generate_key`], [`random`], [`public_attributes`]:
 //!   key generation and the public view of a key.
 //! - [`wrap()`] / [`unwrap()`]: `C_WrapKey` / `C_UnwrapKey` over `CKM_AES_KEY_WRAP`,
-//!   `CKM_AES_KEY_WRAP_KWP`, `CKM_AES_CBC_PAD`, `CKM_AES_CBC`, `CKM_RSA_PKCS_OAEP`,
-//!   `CKM_RSA_PKCS`. The bytes wrapped are a secret key's `CKA_VALUE` or a private key's
+//!   `CKM_AES_KEY_WRAP_KWP`, `CKM_AES_CBC_PAD`, `CKM_AES_CBC`, `CKM_DES3_ECB`,
+//!   `CKM_DES3_CBC`, `CKM_DES3_CBC_PAD`, `CKM_DES_ECB`, `CKM_DES_CBC`, `CKM_DES_CBC_PAD`,
+//!   `CKM_RSA_PKCS_OAEP`, `CKM_RSA_PKCS`. Modes without padding wrap only values that are
+//!   a whole number of blocks. The bytes wrapped are a secret key's `CKA_VALUE` or a private key's
 //!   PKCS#8 DER ([`KeyMaterial::to_pkcs8_der`]; turn unwrapped PKCS#8 back into
 //!   attributes with [`private_key_attributes_from_pkcs8`]).
 //! - [`derive_ecdh`]: `CKM_ECDH1_DERIVE` / `CKM_ECDH1_COFACTOR_DERIVE` with `CKD_NULL`,
@@ -49,7 +51,15 @@
 //! | `CKM_EDDSA` | S/V | pure Ed25519 only |
 //! | `CKM_ECDH1_DERIVE`, `CKM_ECDH1_COFACTOR_DERIVE` | Dv | `CKD_NULL`, `CKD_SHA*_KDF` |
 //! | `CKM_RSA_PKCS_KEY_PAIR_GEN`, `CKM_EC_KEY_PAIR_GEN`, `CKM_EC_EDWARDS_KEY_PAIR_GEN` | G | |
+//! | `CKM_DES3_ECB`, `CKM_DES3_CBC`, `CKM_DES3_CBC_PAD` | E/D W/U | `CKK_DES3` (24 bytes) or `CKK_DES2` (16, used as K1‖K2‖K1); 8-byte IV |
+//! | `CKM_DES_ECB`, `CKM_DES_CBC`, `CKM_DES_CBC_PAD` | E/D W/U | `CKK_DES` (8 bytes), run as DES-EDE3 with K‖K‖K: no legacy provider |
 //! | `CKM_AES_KEY_GEN`, `CKM_GENERIC_SECRET_KEY_GEN` | G | |
+//! | `CKM_DES_KEY_GEN`, `CKM_DES2_KEY_GEN`, `CKM_DES3_KEY_GEN` | G | odd parity; weak, semi-weak, K1=K2 and K2=K3 keys drawn again |
+//! | `CKM_SHA_1_KEY_GEN`, `CKM_SHA224/256/384/512_KEY_GEN` | G | `CKK_SHA*_HMAC` keys, `CKA_VALUE_LEN` 1..=512 required |
+//!
+//! Secret-key sizes in [`mechanism_info`] are bytes; for DES, where PKCS#11 leaves the
+//! fields unused, they are the `CKA_VALUE` lengths the mechanism takes (DES3 modes 16..=24).
+//! DES parity bits are set on generation and not checked on import.
 
 pub mod attr;
 mod cipher;

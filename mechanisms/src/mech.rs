@@ -244,6 +244,34 @@ pub enum Mechanism {
     AesKeyGen,
     /// `CKM_GENERIC_SECRET_KEY_GEN`
     GenericSecretKeyGen,
+    /// `CKM_DES_ECB`: single DES, run as DES-EDE3 with the key repeated.
+    DesEcb,
+    /// `CKM_DES_CBC` with its IV.
+    DesCbc([u8; 8]),
+    /// `CKM_DES_CBC_PAD` with its IV.
+    DesCbcPad([u8; 8]),
+    /// `CKM_DES3_ECB` (`CKK_DES3` or `CKK_DES2` keys).
+    Des3Ecb,
+    /// `CKM_DES3_CBC` with its IV.
+    Des3Cbc([u8; 8]),
+    /// `CKM_DES3_CBC_PAD` with its IV.
+    Des3CbcPad([u8; 8]),
+    /// `CKM_DES_KEY_GEN`
+    DesKeyGen,
+    /// `CKM_DES2_KEY_GEN`
+    Des2KeyGen,
+    /// `CKM_DES3_KEY_GEN`
+    Des3KeyGen,
+    /// `CKM_SHA_1_KEY_GEN`: `CKK_SHA_1_HMAC` keys.
+    Sha1KeyGen,
+    /// `CKM_SHA224_KEY_GEN`: `CKK_SHA224_HMAC` keys.
+    Sha224KeyGen,
+    /// `CKM_SHA256_KEY_GEN`: `CKK_SHA256_HMAC` keys.
+    Sha256KeyGen,
+    /// `CKM_SHA384_KEY_GEN`: `CKK_SHA384_HMAC` keys.
+    Sha384KeyGen,
+    /// `CKM_SHA512_KEY_GEN`: `CKK_SHA512_HMAC` keys.
+    Sha512KeyGen,
 }
 
 /// Reads a parameter struct of exactly `size_of::<T>()` bytes.
@@ -456,6 +484,17 @@ impl Mechanism {
                     Mechanism::AesCbcPad(iv)
                 }
             }
+            CKM_DES_CBC | CKM_DES_CBC_PAD | CKM_DES3_CBC | CKM_DES3_CBC_PAD => {
+                // SAFETY: forwarded caller guarantee on m.pParameter.
+                let iv = unsafe { param_array::<8>(&m, false) }?
+                    .ok_or_else(|| Error::rv(CKR_MECHANISM_PARAM_INVALID))?;
+                match t {
+                    CKM_DES_CBC => Mechanism::DesCbc(iv),
+                    CKM_DES_CBC_PAD => Mechanism::DesCbcPad(iv),
+                    CKM_DES3_CBC => Mechanism::Des3Cbc(iv),
+                    _ => Mechanism::Des3CbcPad(iv),
+                }
+            }
             CKM_AES_CTR => {
                 // SAFETY: forwarded caller guarantee on m.pParameter.
                 let p: CK_AES_CTR_PARAMS = unsafe { param_struct(&m) }?;
@@ -570,6 +609,16 @@ impl Mechanism {
             CKM_EC_EDWARDS_KEY_PAIR_GEN => Mechanism::EcEdwardsKeyPairGen,
             CKM_AES_KEY_GEN => Mechanism::AesKeyGen,
             CKM_GENERIC_SECRET_KEY_GEN => Mechanism::GenericSecretKeyGen,
+            CKM_DES_ECB => Mechanism::DesEcb,
+            CKM_DES3_ECB => Mechanism::Des3Ecb,
+            CKM_DES_KEY_GEN => Mechanism::DesKeyGen,
+            CKM_DES2_KEY_GEN => Mechanism::Des2KeyGen,
+            CKM_DES3_KEY_GEN => Mechanism::Des3KeyGen,
+            CKM_SHA_1_KEY_GEN => Mechanism::Sha1KeyGen,
+            CKM_SHA224_KEY_GEN => Mechanism::Sha224KeyGen,
+            CKM_SHA256_KEY_GEN => Mechanism::Sha256KeyGen,
+            CKM_SHA384_KEY_GEN => Mechanism::Sha384KeyGen,
+            CKM_SHA512_KEY_GEN => Mechanism::Sha512KeyGen,
             CKM_RSA_PKCS_PSS
             | CKM_SHA1_RSA_PKCS_PSS
             | CKM_SHA224_RSA_PKCS_PSS
@@ -581,6 +630,10 @@ impl Mechanism {
             | CKM_AES_CBC_PAD
             | CKM_AES_CBC
             | CKM_AES_CTR
+            | CKM_DES_CBC
+            | CKM_DES_CBC_PAD
+            | CKM_DES3_CBC
+            | CKM_DES3_CBC_PAD
             | CKM_ECDH1_DERIVE
             | CKM_ECDH1_COFACTOR_DERIVE => bail!(
                 CKR_MECHANISM_PARAM_INVALID,
@@ -639,6 +692,20 @@ impl Mechanism {
             Mechanism::EcEdwardsKeyPairGen => CKM_EC_EDWARDS_KEY_PAIR_GEN,
             Mechanism::AesKeyGen => CKM_AES_KEY_GEN,
             Mechanism::GenericSecretKeyGen => CKM_GENERIC_SECRET_KEY_GEN,
+            Mechanism::DesEcb => CKM_DES_ECB,
+            Mechanism::DesCbc(_) => CKM_DES_CBC,
+            Mechanism::DesCbcPad(_) => CKM_DES_CBC_PAD,
+            Mechanism::Des3Ecb => CKM_DES3_ECB,
+            Mechanism::Des3Cbc(_) => CKM_DES3_CBC,
+            Mechanism::Des3CbcPad(_) => CKM_DES3_CBC_PAD,
+            Mechanism::DesKeyGen => CKM_DES_KEY_GEN,
+            Mechanism::Des2KeyGen => CKM_DES2_KEY_GEN,
+            Mechanism::Des3KeyGen => CKM_DES3_KEY_GEN,
+            Mechanism::Sha1KeyGen => CKM_SHA_1_KEY_GEN,
+            Mechanism::Sha224KeyGen => CKM_SHA224_KEY_GEN,
+            Mechanism::Sha256KeyGen => CKM_SHA256_KEY_GEN,
+            Mechanism::Sha384KeyGen => CKM_SHA384_KEY_GEN,
+            Mechanism::Sha512KeyGen => CKM_SHA512_KEY_GEN,
         }
     }
 
@@ -693,7 +760,7 @@ impl Mechanism {
 /// What `C_GetMechanismInfo` reports for one mechanism.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MechInfo {
-    /// Minimum key size (RSA/EC: bits; AES/HMAC/generic: bytes).
+    /// Minimum key size (RSA/EC: bits; AES/DES/HMAC/generic: bytes).
     pub min_key: CK_ULONG,
     /// Maximum key size, same unit.
     pub max_key: CK_ULONG,
@@ -783,6 +850,11 @@ const TABLE: &[(CK_MECHANISM_TYPE, MechInfo)] = &{
         (CKM_SHA256_HMAC, i(1, G, SV)),
         (CKM_SHA384_HMAC, i(1, G, SV)),
         (CKM_SHA512_HMAC, i(1, G, SV)),
+        (CKM_SHA_1_KEY_GEN, i(1, G, CKF_GENERATE)),
+        (CKM_SHA224_KEY_GEN, i(1, G, CKF_GENERATE)),
+        (CKM_SHA256_KEY_GEN, i(1, G, CKF_GENERATE)),
+        (CKM_SHA384_KEY_GEN, i(1, G, CKF_GENERATE)),
+        (CKM_SHA512_KEY_GEN, i(1, G, CKF_GENERATE)),
         (CKM_AES_KEY_GEN, i(16, 32, CKF_GENERATE)),
         (
             CKM_AES_GCM,
@@ -799,6 +871,17 @@ const TABLE: &[(CK_MECHANISM_TYPE, MechInfo)] = &{
         (CKM_AES_CMAC, i(16, 32, SV)),
         (CKM_AES_KEY_WRAP, i(16, 32, ED | WU)),
         (CKM_AES_KEY_WRAP_KWP, i(16, 32, ED | WU)),
+        // PKCS#11 leaves the size fields of the DES mechanisms unused; we report the
+        // key lengths in bytes, as for AES. DES3 modes take CKK_DES2 (16) and CKK_DES3 (24).
+        (CKM_DES3_KEY_GEN, i(24, 24, CKF_GENERATE)),
+        (CKM_DES2_KEY_GEN, i(16, 16, CKF_GENERATE)),
+        (CKM_DES3_ECB, i(16, 24, ED | WU)),
+        (CKM_DES3_CBC, i(16, 24, ED | WU)),
+        (CKM_DES3_CBC_PAD, i(16, 24, ED | WU)),
+        (CKM_DES_KEY_GEN, i(8, 8, CKF_GENERATE)),
+        (CKM_DES_ECB, i(8, 8, ED | WU)),
+        (CKM_DES_CBC, i(8, 8, ED | WU)),
+        (CKM_DES_CBC_PAD, i(8, 8, ED | WU)),
     ]
 };
 

@@ -1,4 +1,5 @@
-//! Key wrapping (AES key wrap RFC 3394 / RFC 5649, AES-CBC, RSA) and ECDH derivation.
+//! Key wrapping (AES key wrap RFC 3394 / RFC 5649, AES-CBC, DES/3DES ECB and CBC, RSA) and
+//! ECDH derivation.
 
 use crate::cipher::{aes_cipher, AesMode};
 use crate::key::{EcPublicKey, KeyMaterial};
@@ -255,6 +256,12 @@ fn is_wrap_mech(m: &Mechanism) -> bool {
             | Mechanism::AesKeyWrapKwp(_)
             | Mechanism::AesCbcPad(_)
             | Mechanism::AesCbc(_)
+            | Mechanism::DesEcb
+            | Mechanism::DesCbc(_)
+            | Mechanism::DesCbcPad(_)
+            | Mechanism::Des3Ecb
+            | Mechanism::Des3Cbc(_)
+            | Mechanism::Des3CbcPad(_)
             | Mechanism::RsaPkcsOaep(_)
             | Mechanism::RsaPkcs
     )
