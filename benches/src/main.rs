@@ -603,25 +603,22 @@ fn measure_rounds(
     cpu: &mut Vec<(Option<f64>, Option<f64>)>,
 ) {
     for round in 0..o.rounds {
-        // The machine's own 1 -> 2 thread scaling right now, for reading the modules'.
-        let spin = |t: usize| {
-            ops::measure_cpu(t, std::time::Duration::from_millis(o.duration_ms / 2 + 1))
-                .ok()
-                .map(|s| s.ops_per_s)
-        };
-        let (one, two) = (spin(1), spin(2));
-        eprintln!(
-            "[round {}/{}] machine: pure-CPU loop 2 threads / 1 thread = {}",
-            round + 1,
-            o.rounds,
-            match (one, two) {
-                (Some(a), Some(b)) => format!("{:.2}", b / a),
-                _ => "-".into(),
-            }
-        );
-        cpu.push((one, two));
         for &op in &o.ops {
             let mut progress = format!("[round {}/{}] {:<20}", round + 1, o.rounds, op.id());
+            if op.is_sign() && o.threads.contains(&1) && o.threads.contains(&2) {
+                // The machine's own 1 -> 2 thread scaling just before the measurements
+                // the scaling target is read from.
+                let spin = |t: usize| {
+                    ops::measure_cpu(t, std::time::Duration::from_millis(o.duration_ms / 2 + 1))
+                        .ok()
+                        .map(|s| s.ops_per_s)
+                };
+                let (one, two) = (spin(1), spin(2));
+                if let (Some(a), Some(b)) = (one, two) {
+                    let _ = write!(progress, " machine {:.2}×", b / a);
+                }
+                cpu.push((one, two));
+            }
             for &threads in &o.threads {
                 let _ = write!(progress, " {threads}T");
                 for mi in order(round, workers.len()) {

@@ -45,8 +45,8 @@ pub struct Results {
     pub ratios: Vec<RatioResult>,
     /// 2 threads / 1 thread ops/s per (operation, module): median of per-round ratios.
     pub scaling: Vec<ScalingResult>,
-    /// 2 threads / 1 thread of a pure-CPU loop without any module, measured each round:
-    /// the best scaling the machine allowed during the run.
+    /// 2 threads / 1 thread of a pure-CPU loop without any module, measured just before
+    /// each signature operation of each round: the best scaling the machine allowed.
     pub machine_scaling: Option<ScalingResult>,
     /// Start-up with many token objects.
     pub startup: Option<StartupResult>,
