@@ -371,7 +371,7 @@ fn passed_through_pin_is_checked_by_the_vendor() {
 }
 
 #[test]
-fn vendor_refusing_the_configured_pin_is_a_credentials_error() {
+fn vendor_refusing_the_configured_pin_is_reported_as_pin_incorrect_naming_the_config() {
     let b = Pkcs11Backend::open(Pkcs11Settings {
         pin: Some(Zeroizing::new(b"not-the-vendor-pin".to_vec())),
         ..settings("login-badcfg")
@@ -379,8 +379,13 @@ fn vendor_refusing_the_configured_pin_is_a_credentials_error() {
     .unwrap();
     // The application gave the configured PIN, so it is not *its* PIN that is wrong.
     match b.login(b"not-the-vendor-pin") {
-        Err(BackendError::Auth(m)) => assert!(m.contains("login-badcfg"), "{m}"),
-        other => panic!("expected Auth, got {other:?}"),
+        Err(BackendError::Vendor(rv, m)) if rv == CKR_PIN_INCORRECT => {
+            assert!(
+                m.contains("login-badcfg") && m.contains("configured pin"),
+                "{m}"
+            )
+        }
+        other => panic!("expected the vendor's CKR_PIN_INCORRECT, got {other:?}"),
     }
 }
 

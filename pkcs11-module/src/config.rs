@@ -300,10 +300,28 @@ pub fn parse_file(path: &Path) -> Result<Config> {
     parse_str(&text).map_err(|e| Error::new(e.rv, format!("config {}: {}", path.display(), e.msg)))
 }
 
+/// Names the line of an unknown key: the parser reports the line of its `[[token]]`
+/// table, because a table's backend decides which keys it may have.
+fn locate(text: &str, msg: String) -> String {
+    let Some(rest) = msg.split("unknown field `").nth(1) else {
+        return msg;
+    };
+    let key = rest.split('`').next().unwrap_or_default();
+    let line = text.lines().position(|l| {
+        l.trim_start()
+            .strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with('='))
+    });
+    match line {
+        Some(n) => format!("line {}: unknown key `{key}`; {msg}", n + 1),
+        None => msg,
+    }
+}
+
 /// Parses and checks configuration text.
 pub fn parse_str(text: &str) -> Result<Config> {
-    let cfg: Config =
-        toml::from_str(text).map_err(|e| Error::new(CKR_GENERAL_ERROR, e.to_string()))?;
+    let cfg: Config = toml::from_str(text)
+        .map_err(|e| Error::new(CKR_GENERAL_ERROR, locate(text, e.to_string())))?;
     let mut seen = std::collections::HashSet::new();
     for (i, t) in cfg.token.iter().enumerate() {
         let label = t.label();

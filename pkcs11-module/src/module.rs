@@ -60,25 +60,69 @@ pub enum Produced {
 pub struct Pending<T> {
     op: T,
     out: Option<Zeroizing<Vec<u8>>>,
+    mode: Option<Call>,
 }
 
 impl<T> Pending<T> {
     fn new(op: T) -> Self {
-        Pending { op, out: None }
+        Pending {
+            op,
+            out: None,
+            mode: None,
+        }
     }
+}
+
+/// Which kind of call continues an operation: once an operation has been used in
+/// single-part or in multi-part form, the other form is refused (`CKR_OPERATION_ACTIVE`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Call {
+    /// `C_Encrypt`, `C_Sign`, `C_Digest`, `C_Verify`.
+    Single,
+    /// `C_*Update`.
+    Update,
+    /// `C_*Final`.
+    Final,
+}
+
+impl Call {
+    fn multi(self) -> bool {
+        self != Call::Single
+    }
+}
+
+/// Enforces one form per operation; a mixed call ends the operation.
+fn check_form<T>(slot: &mut Option<Pending<T>>, call: Call) -> Result<&mut Pending<T>> {
+    let p = slot
+        .as_mut()
+        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
+    match p.mode {
+        Some(m) if m.multi() != call.multi() => {
+            *slot = None;
+            bail!(
+                CKR_OPERATION_ACTIVE,
+                "single-part and multi-part calls cannot be mixed in one operation"
+            );
+        }
+        _ => {}
+    }
+    let p = slot
+        .as_mut()
+        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
+    p.mode = Some(call);
+    Ok(p)
 }
 
 /// The one place that implements PKCS#11's output-buffer convention.
 fn deliver<T>(
     slot: &mut Option<Pending<T>>,
     out: Out<'_>,
-    ends: bool,
+    call: Call,
     hint: impl FnOnce(&T) -> usize,
     compute: impl FnOnce(&mut T) -> Result<Vec<u8>>,
 ) -> Result<Produced> {
-    let p = slot
-        .as_mut()
-        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
+    let ends = call != Call::Update;
+    let p = check_form(slot, call)?;
     let buf = match out {
         Out::Query => {
             return Ok(Produced::Len(
@@ -109,13 +153,16 @@ fn deliver<T>(
     Ok(Produced::Written(data.len()))
 }
 
-/// Runs a step of an operation that produces nothing; any error ends the operation.
-fn step<T, R>(slot: &mut Option<T>, f: impl FnOnce(&mut T) -> Result<R>) -> Result<R> {
-    let op = slot
-        .as_mut()
-        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-    let r = f(op);
-    if r.is_err() {
+/// Runs a step of an operation that produces nothing; any error ends the operation, and
+/// so does the end of a single-part call or a final.
+fn step<T, R>(
+    slot: &mut Option<Pending<T>>,
+    call: Call,
+    f: impl FnOnce(&mut T) -> Result<R>,
+) -> Result<R> {
+    let p = check_form(slot, call)?;
+    let r = f(&mut p.op);
+    if r.is_err() || call != Call::Update {
         *slot = None;
     }
     r
@@ -126,7 +173,7 @@ fn step<T, R>(slot: &mut Option<T>, f: impl FnOnce(&mut T) -> Result<R>) -> Resu
 pub struct Ops {
     find: Option<(Vec<CK_OBJECT_HANDLE>, usize)>,
     sign: Option<Pending<Box<dyn SignOp>>>,
-    verify: Option<Box<dyn VerifyOp>>,
+    verify: Option<Pending<Box<dyn VerifyOp>>>,
     encrypt: Option<Pending<Box<dyn CipherOp>>>,
     decrypt: Option<Pending<Box<dyn CipherOp>>>,
     digest: Option<Pending<Box<dyn DigestOp>>>,
@@ -166,6 +213,21 @@ struct MessageOp {
     encrypt: bool,
     /// The message being processed in parts, if any.
     stream: Option<GcmStream>,
+}
+
+/// The kinds of operation a session runs, for ending one on a failed call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// Sign.
+    Sign,
+    /// Verify.
+    Verify,
+    /// Encrypt.
+    Encrypt,
+    /// Decrypt.
+    Decrypt,
+    /// Digest.
+    Digest,
 }
 
 /// One session.
@@ -217,7 +279,14 @@ pub enum Usage {
 impl Module {
     /// Loads the configuration and opens every token. No network I/O.
     pub fn new() -> Result<Module> {
-        let (cfg, source) = config::load()?;
+        let (cfg, source) = match config::load() {
+            Ok(c) => c,
+            Err(e) => {
+                // The broken file cannot say where to log: stderr, so the error is seen.
+                crate::logging::init(&config::default_config());
+                return Err(e);
+            }
+        };
         crate::logging::init(&cfg);
         tracing::debug!(?source, tokens = cfg.token.len(), "configuration loaded");
         let handles = Arc::new(AtomicU64::new(1));
@@ -317,6 +386,20 @@ impl Module {
         Ok((s, t))
     }
 
+    /// Ends an operation after a call on it failed before reaching it (bad arguments).
+    pub fn abort(&self, h: CK_SESSION_HANDLE, kind: OpKind) {
+        if let Ok((s, _)) = self.session(h) {
+            let mut ops = s.ops();
+            match kind {
+                OpKind::Sign => ops.sign = None,
+                OpKind::Verify => ops.verify = None,
+                OpKind::Encrypt => ops.encrypt = None,
+                OpKind::Decrypt => ops.decrypt = None,
+                OpKind::Digest => ops.digest = None,
+            }
+        }
+    }
+
     /// `C_OpenSession`.
     pub fn open_session(&self, slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSION_HANDLE> {
         let tok = self.token(slot)?;
@@ -374,6 +457,15 @@ impl Module {
     /// `C_Login`; a context-specific login unlocks the session's pending operation.
     pub fn login(&self, h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
         let (s, t) = self.session(h)?;
+        if user == CKU_CONTEXT_SPECIFIC {
+            let ops = s.ops();
+            if ops.sign.is_none() && ops.decrypt.is_none() {
+                bail!(
+                    CKR_OPERATION_NOT_INITIALIZED,
+                    "a context-specific login belongs to an operation"
+                );
+            }
+        }
         t.login(user, pin)?;
         if user == CKU_CONTEXT_SPECIFIC {
             let mut ops = s.ops();
@@ -740,7 +832,8 @@ impl Module {
         template: &Attributes,
     ) -> Result<CK_OBJECT_HANDLE> {
         let (s, t) = self.session(h)?;
-        let (bk, _) = self.usable_key(t, base, Usage::Derive, mech)?;
+        let base_obj = self.key_object(t, base, Usage::Derive, mech.mech_type())?;
+        let bk = base_obj.key()?;
         let mut tmpl = template.clone();
         default_class(&mut tmpl, CKO_SECRET_KEY)?;
         tmpl.set_default(CKA_KEY_TYPE, CKK_GENERIC_SECRET.to_ne_bytes().to_vec());
@@ -756,7 +849,11 @@ impl Module {
         tmpl.remove(CKA_VALUE_LEN);
         let mut value = Attributes::new();
         value.set(CKA_VALUE, secret.to_vec());
-        t.create(&tmpl, &value, Origin::Imported, s.handle, s.rw)
+        let origin = Origin::Derived {
+            always_sensitive: base_obj.flag(CKA_ALWAYS_SENSITIVE),
+            never_extractable: base_obj.flag(CKA_NEVER_EXTRACTABLE),
+        };
+        t.create(&tmpl, &value, origin, s.handle, s.rw)
     }
 
     // ---- sign / verify -------------------------------------------------------------
@@ -799,7 +896,7 @@ impl Module {
         deliver(
             &mut ops.sign,
             out,
-            true,
+            Call::Single,
             |op| op.sig_len(),
             |op| op.sign(data),
         )
@@ -810,7 +907,7 @@ impl Module {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
         ops.require_auth(true)?;
-        step(&mut ops.sign, |p| p.op.update(data))
+        step(&mut ops.sign, Call::Update, |op| op.update(data))
     }
 
     /// `C_SignFinal`.
@@ -821,7 +918,7 @@ impl Module {
         deliver(
             &mut ops.sign,
             out,
-            true,
+            Call::Final,
             |op| op.sig_len(),
             |op| op.finish(),
         )
@@ -840,13 +937,13 @@ impl Module {
             bail!(CKR_OPERATION_ACTIVE);
         }
         let obj = self.key_object(t, key, Usage::Verify, mech.mech_type())?;
-        ops.verify = Some(match (&obj.remote, t.backend()) {
+        ops.verify = Some(Pending::new(match (&obj.remote, t.backend()) {
             // A MAC key in the service verifies there; public halves verify here.
             (Some(key_ref), Some(b)) if obj.class() == CKO_SECRET_KEY => {
                 Box::new(RemoteVerify::new(b.clone(), key_ref.clone(), mech)?)
             }
             _ => hsmux_mech::verify_init(mech, &obj.key()?)?,
-        });
+        }));
         Ok(())
     }
 
@@ -854,25 +951,21 @@ impl Module {
     pub fn verify(&self, h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
-        let r = step(&mut ops.verify, |op| op.verify(data, sig));
-        ops.verify = None;
-        r
+        step(&mut ops.verify, Call::Single, |op| op.verify(data, sig))
     }
 
     /// `C_VerifyUpdate`.
     pub fn verify_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
-        step(&mut ops.verify, |op| op.update(data))
+        step(&mut ops.verify, Call::Update, |op| op.update(data))
     }
 
     /// `C_VerifyFinal`.
     pub fn verify_final(&self, h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
-        let r = step(&mut ops.verify, |op| op.finish(sig));
-        ops.verify = None;
-        r
+        step(&mut ops.verify, Call::Final, |op| op.finish(sig))
     }
 
     // ---- encrypt / decrypt ---------------------------------------------------------
@@ -948,7 +1041,7 @@ impl Module {
         deliver(
             slot,
             out,
-            true,
+            Call::Single,
             |op| op.oneshot_len(data.len()),
             |op| op.oneshot(data),
         )
@@ -971,7 +1064,7 @@ impl Module {
         deliver(
             slot,
             out,
-            false,
+            Call::Update,
             |op| op.update_len(data.len()),
             |op| op.update(data),
         )
@@ -990,7 +1083,13 @@ impl Module {
             ops.require_auth(false)?;
         }
         let slot = Self::cipher_slot(&mut ops, encrypt);
-        deliver(slot, out, true, |op| op.finish_len(), |op| op.finish())
+        deliver(
+            slot,
+            out,
+            Call::Final,
+            |op| op.finish_len(),
+            |op| op.finish(),
+        )
     }
 
     // ---- message-based encryption (3.0) ------------------------------------------
@@ -1155,7 +1254,7 @@ impl Module {
         deliver(
             &mut ops.digest,
             out,
-            true,
+            Call::Single,
             |op| op.len(),
             |op| op.digest(data),
         )
@@ -1165,7 +1264,7 @@ impl Module {
     pub fn digest_update(&self, h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
-        step(&mut ops.digest, |p| p.op.update(data))
+        step(&mut ops.digest, Call::Update, |op| op.update(data))
     }
 
     /// `C_DigestKey`: feeds a secret key's value into the digest.
@@ -1194,14 +1293,20 @@ impl Module {
             }
         };
         let value = Zeroizing::new(value);
-        step(&mut ops.digest, |p| p.op.update(&value))
+        step(&mut ops.digest, Call::Update, |op| op.update(&value))
     }
 
     /// `C_DigestFinal`.
     pub fn digest_final(&self, h: CK_SESSION_HANDLE, out: Out<'_>) -> Result<Produced> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
-        deliver(&mut ops.digest, out, true, |op| op.len(), |op| op.finish())
+        deliver(
+            &mut ops.digest,
+            out,
+            Call::Final,
+            |op| op.len(),
+            |op| op.finish(),
+        )
     }
 }
 
@@ -1279,7 +1384,7 @@ mod tests {
             deliver(
                 slot,
                 out,
-                true,
+                Call::Single,
                 |f| f.0.len(),
                 |f| {
                     calls += 1;
@@ -1310,13 +1415,52 @@ mod tests {
         let e = deliver(
             &mut slot,
             Out::Buf(&mut [0u8; 4]),
-            true,
+            Call::Single,
             |_| 0,
             |_| Err(Error::rv(CKR_DATA_LEN_RANGE)),
         );
         assert_eq!(e.unwrap_err().rv, CKR_DATA_LEN_RANGE);
         assert!(slot.is_none());
-        let e = deliver(&mut slot, Out::Query, true, |_| 0, |_| Ok(vec![]));
+        let e = deliver(&mut slot, Out::Query, Call::Single, |_| 0, |_| Ok(vec![]));
         assert_eq!(e.unwrap_err().rv, CKR_OPERATION_NOT_INITIALIZED);
+    }
+
+    #[test]
+    fn single_and_multi_part_calls_do_not_mix() {
+        let mut slot = Some(Pending::new(Fixed(vec![1])));
+        deliver(
+            &mut slot,
+            Out::Buf(&mut [0u8; 4]),
+            Call::Update,
+            |_| 1,
+            |f| Ok(f.0.clone()),
+        )
+        .unwrap();
+        let e = deliver(
+            &mut slot,
+            Out::Query,
+            Call::Single,
+            |_| 1,
+            |f| Ok(f.0.clone()),
+        );
+        assert_eq!(e.unwrap_err().rv, CKR_OPERATION_ACTIVE);
+        assert!(slot.is_none(), "a refused mixed call ends the operation");
+        let mut slot = Some(Pending::new(Fixed(vec![1])));
+        deliver(
+            &mut slot,
+            Out::Query,
+            Call::Single,
+            |_| 1,
+            |f| Ok(f.0.clone()),
+        )
+        .unwrap();
+        let e = deliver(
+            &mut slot,
+            Out::Buf(&mut [0u8; 4]),
+            Call::Update,
+            |_| 1,
+            |f| Ok(f.0.clone()),
+        );
+        assert_eq!(e.unwrap_err().rv, CKR_OPERATION_ACTIVE);
     }
 }

@@ -389,6 +389,13 @@ pub enum Origin {
     Generated(CK_MECHANISM_TYPE),
     /// `C_UnwrapKey` / `C_DeriveKey`: value from a wrapped blob or a derivation.
     Imported,
+    /// `C_DeriveKey`: the base key's sensitivity history carries over.
+    Derived {
+        /// The base key's `CKA_ALWAYS_SENSITIVE`.
+        always_sensitive: bool,
+        /// The base key's `CKA_NEVER_EXTRACTABLE`.
+        never_extractable: bool,
+    },
 }
 
 const BOOL_ATTRS: &[CK_ATTRIBUTE_TYPE] = &[
@@ -587,13 +594,26 @@ pub fn build(template: &Attributes, generated: &Attributes, origin: Origin) -> R
                 a.set_default(CKA_SUBJECT, Vec::new());
             }
             a.set_default(CKA_SENSITIVE, [CK_TRUE]);
-            a.set_default(CKA_EXTRACTABLE, [CK_FALSE]);
-            a.set_default(CKA_WRAP_WITH_TRUSTED, [CK_FALSE]);
+            // A key its creator asked to be readable is also wrappable unless the
+            // template says otherwise; sensitive keys stay inside unless allowed out.
             let sensitive = a.bool_or(CKA_SENSITIVE, true)?;
+            a.set_default(
+                CKA_EXTRACTABLE,
+                [if sensitive { CK_FALSE } else { CK_TRUE }],
+            );
+            a.set_default(CKA_WRAP_WITH_TRUSTED, [CK_FALSE]);
             let extractable = a.bool_or(CKA_EXTRACTABLE, false)?;
-            let local = matches!(origin, Origin::Generated(_));
-            a.set_bool(CKA_ALWAYS_SENSITIVE, local && sensitive);
-            a.set_bool(CKA_NEVER_EXTRACTABLE, local && !extractable);
+            // Generated keys start the bookkeeping; derived keys inherit it from their base.
+            let (always, never) = match origin {
+                Origin::Generated(_) => (true, true),
+                Origin::Derived {
+                    always_sensitive,
+                    never_extractable,
+                } => (always_sensitive, never_extractable),
+                Origin::Created | Origin::Imported => (false, false),
+            };
+            a.set_bool(CKA_ALWAYS_SENSITIVE, always && sensitive);
+            a.set_bool(CKA_NEVER_EXTRACTABLE, never && !extractable);
         }
         _ => {}
     }

@@ -311,7 +311,6 @@ fn cipher_init_rejects_unknown_mechanisms_handles_wrong_key_types_and_double_ini
 /// C_Encrypt always terminates the active encryption operation unless it returns
 /// CKR_BUFFER_TOO_SMALL or is a successful call ... to determine the length".)
 #[test]
-#[ignore = "hsmux: CKR_ARGUMENTS_BAD from C_Encrypt/C_Decrypt/C_*Update (NULL pointers) leaves the operation active, so the next C_*Init returns CKR_OPERATION_ACTIVE"]
 fn arguments_bad_from_a_cipher_call_ends_the_operation() {
     let t = shared().token("cipher args bad ends op");
     let s = t.ro_session();
@@ -532,7 +531,6 @@ fn partial_blocks_are_length_errors_that_end_the_operation() {
 /// C_EncryptUpdate has run, C_Encrypt is refused; once C_Encrypt has answered a length
 /// query, C_EncryptUpdate is refused — both with CKR_OPERATION_ACTIVE.
 #[test]
-#[ignore = "hsmux: C_Encrypt after C_EncryptUpdate (and C_EncryptUpdate after a C_Encrypt length query) is accepted instead of CKR_OPERATION_ACTIVE"]
 fn single_part_and_multi_part_calls_do_not_mix() {
     let t = shared().token("cipher mode policing");
     let s = t.ro_session();

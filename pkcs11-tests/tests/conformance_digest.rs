@@ -124,7 +124,6 @@ fn digest_short_buffers_report_the_length_and_stay_untouched() {
 /// pointer) from C_Digest or C_DigestFinal ends the digest, so the next call is
 /// CKR_OPERATION_NOT_INITIALIZED.
 #[test]
-#[ignore = "hsmux: CKR_ARGUMENTS_BAD from C_Digest/C_DigestFinal leaves the digest active (next call succeeds instead of CKR_OPERATION_NOT_INITIALIZED)"]
 fn arguments_bad_from_digest_or_digest_final_ends_the_digest() {
     let t = shared().token("digest args bad");
     let s = t.ro_session();
@@ -163,7 +162,6 @@ fn arguments_bad_from_digest_or_digest_final_ends_the_digest() {
 /// length query, C_Digest is CKR_OPERATION_ACTIVE; after a one-shot length query,
 /// C_DigestFinal is CKR_OPERATION_ACTIVE; either refusal ends the digest.
 #[test]
-#[ignore = "hsmux: C_Digest after C_DigestUpdate/C_DigestFinal(NULL), and C_DigestFinal after C_Digest(NULL), are accepted instead of CKR_OPERATION_ACTIVE"]
 fn one_shot_and_multi_part_digest_calls_do_not_mix() {
     let t = shared().token("digest intersperse");
     let s = t.ro_session();

@@ -538,7 +538,6 @@ fn slot_events_poll_without_blocking_and_blocking_waits_are_refused() {
 /// python-pkcs11 test_seed_random: a token with CKF_RNG accepts additional seed material.
 /// (PKCS#11 also allows CKR_RANDOM_SEED_NOT_SUPPORTED, but all three suites fail on it.)
 #[test]
-#[ignore = "hsmux: C_SeedRandom returns CKR_RANDOM_SEED_NOT_SUPPORTED; pkcs11test, rust-cryptoki and python-pkcs11 require CKR_OK when CKF_RNG is set"]
 fn seed_random_is_accepted_by_a_token_with_an_rng() {
     let t = shared().token("seed random ok");
     assert!(t.info().rng(), "the token must report CKF_RNG");

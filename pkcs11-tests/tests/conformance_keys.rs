@@ -764,7 +764,6 @@ fn wrap_with_trusted_keys_are_wrapped_only_by_trusted_keys() {
 /// !CKA_SENSITIVE satisfies both (SoftHSM defaults it to FALSE and fails WrapUnwrap,
 /// WrapInvalid and UnwrapInvalid).
 #[test]
-#[ignore = "hsmux: a secret key generated with CKA_SENSITIVE=FALSE and no CKA_EXTRACTABLE defaults to unextractable, so pkcs11test WrapUnwrap/WrapInvalid/UnwrapInvalid get CKR_KEY_UNEXTRACTABLE"]
 fn non_sensitive_key_without_extractable_can_be_wrapped() {
     let t = shared().token("extractable default");
     let s = t.ro_session();
@@ -980,7 +979,6 @@ fn ecdh_derives_the_shared_secret_from_raw_or_der_points_with_a_minimal_template
 /// local; CKA_ALWAYS_SENSITIVE follows the base key's and then the new CKA_SENSITIVE,
 /// CKA_NEVER_EXTRACTABLE the base key's and then !CKA_EXTRACTABLE.
 #[test]
-#[ignore = "hsmux: keys derived from an always-sensitive, never-extractable base with CKA_SENSITIVE=TRUE/CKA_EXTRACTABLE=FALSE report CKA_ALWAYS_SENSITIVE/CKA_NEVER_EXTRACTABLE FALSE"]
 fn derived_keys_inherit_always_sensitive_and_never_extractable_from_the_base() {
     let t = shared().token("derive bookkeeping");
     let s = t.login_user();

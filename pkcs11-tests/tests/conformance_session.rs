@@ -213,7 +213,6 @@ fn concurrent_logins_and_logouts_only_report_already_or_not_logged_in() {
 /// PKCS#11 2.40 §5.6 (C_Login): CKU_CONTEXT_SPECIFIC used outside an operation that asks
 /// for it returns CKR_OPERATION_NOT_INITIALIZED.
 #[test]
-#[ignore = "hsmux: C_Login(CKU_CONTEXT_SPECIFIC) with no operation active returns CKR_OK"]
 fn context_specific_login_without_an_operation_returns_operation_not_initialized() {
     let t = shared().token("context login without op");
     let s = t.login_user();

@@ -386,7 +386,6 @@ fn ed25519ph_and_ed25519ctx_sign_and_verify() {
 /// returns CKR_BUFFER_TOO_SMALL or is a successful length query" — also when the failure is
 /// CKR_ARGUMENTS_BAD (as pkcs11test's EncryptErrors expects of the cipher twins).
 #[test]
-#[ignore = "hsmux: CKR_ARGUMENTS_BAD from C_Sign/C_SignUpdate/C_SignFinal/C_Verify (NULL pointers) leaves the operation active"]
 fn arguments_bad_from_sign_or_verify_ends_the_operation() {
     let t = shared().token("sign args bad");
     let s = t.login_user();
@@ -436,7 +435,6 @@ fn arguments_bad_from_sign_or_verify_ends_the_operation() {
 /// be called after C_SignInit without intervening C_SignUpdate calls" — refused with
 /// CKR_OPERATION_ACTIVE, as pkcs11test expects of the encryption twins.
 #[test]
-#[ignore = "hsmux: C_Sign after C_SignUpdate (and C_Verify after C_VerifyUpdate) are accepted instead of CKR_OPERATION_ACTIVE"]
 fn single_part_sign_and_verify_refuse_to_finish_a_multi_part_operation() {
     let t = shared().token("sign mode policing");
     let s = t.login_user();

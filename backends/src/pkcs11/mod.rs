@@ -466,11 +466,16 @@ impl Pkcs11Backend {
                 }
                 _ => Ok(()),
             },
-            Err(e) if configured && e.rv == CKR_PIN_INCORRECT => Err(BackendError::Auth(format!(
-                "vendor token {:?} (library {}) refused the configured pin",
-                self.label,
-                self.vendor.path.display()
-            ))),
+            // The application's C_Login is answered with the vendor's own verdict; the
+            // message says it was the configured PIN the vendor refused.
+            Err(e) if configured && e.rv == CKR_PIN_INCORRECT => Err(BackendError::Vendor(
+                CKR_PIN_INCORRECT,
+                format!(
+                    "vendor token {:?} (library {}) refused the configured pin",
+                    self.label,
+                    self.vendor.path.display()
+                ),
+            )),
             Err(e) => Err(map_err(e)),
         }
     }

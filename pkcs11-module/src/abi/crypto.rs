@@ -1,6 +1,7 @@
 //! Encryption, decryption, digest, signature and verification functions.
 
 use super::*;
+use crate::module::OpKind;
 
 macro_rules! cipher_fns {
     ($init:ident, $one:ident, $upd:ident, $fin:ident, $enc:expr) => {
@@ -30,8 +31,16 @@ macro_rules! cipher_fns {
         ) -> CK_RV {
             guard(stringify!($one), || {
                 let m = module()?;
+                let kind = if $enc {
+                    OpKind::Encrypt
+                } else {
+                    OpKind::Decrypt
+                };
                 // SAFETY: buffers as passed; `input` copies when they overlap.
-                let (data, o) = unsafe { (input(data, len, outp, out_len)?, out(outp, out_len)?) };
+                let args = unsafe {
+                    input(data, len, outp, out_len).and_then(|d| Ok((d, out(outp, out_len)?)))
+                };
+                let (data, o) = args_or_end(&m, h, kind, args)?;
                 let p = m.cipher(h, $enc, &data, o)?;
                 // SAFETY: `out` checked the length pointer.
                 unsafe { produced(out_len, p) }
@@ -48,8 +57,16 @@ macro_rules! cipher_fns {
         ) -> CK_RV {
             guard(stringify!($upd), || {
                 let m = module()?;
+                let kind = if $enc {
+                    OpKind::Encrypt
+                } else {
+                    OpKind::Decrypt
+                };
                 // SAFETY: buffers as passed; `input` copies when they overlap.
-                let (data, o) = unsafe { (input(data, len, outp, out_len)?, out(outp, out_len)?) };
+                let args = unsafe {
+                    input(data, len, outp, out_len).and_then(|d| Ok((d, out(outp, out_len)?)))
+                };
+                let (data, o) = args_or_end(&m, h, kind, args)?;
                 let p = m.cipher_update(h, $enc, &data, o)?;
                 // SAFETY: `out` checked the length pointer.
                 unsafe { produced(out_len, p) }
@@ -64,8 +81,13 @@ macro_rules! cipher_fns {
         ) -> CK_RV {
             guard(stringify!($fin), || {
                 let m = module()?;
+                let kind = if $enc {
+                    OpKind::Encrypt
+                } else {
+                    OpKind::Decrypt
+                };
                 // SAFETY: buffer as passed.
-                let o = unsafe { out(outp, out_len)? };
+                let o = args_or_end(&m, h, kind, unsafe { out(outp, out_len) })?;
                 let p = m.cipher_final(h, $enc, o)?;
                 // SAFETY: `out` checked the length pointer.
                 unsafe { produced(out_len, p) }
@@ -112,7 +134,9 @@ pub unsafe extern "C" fn C_Digest(
     guard("C_Digest", || {
         let m = module()?;
         // SAFETY: buffers as passed; `input` copies when they overlap.
-        let (data, o) = unsafe { (input(data, len, outp, out_len)?, out(outp, out_len)?) };
+        let args =
+            unsafe { input(data, len, outp, out_len).and_then(|d| Ok((d, out(outp, out_len)?))) };
+        let (data, o) = args_or_end(&m, h, OpKind::Digest, args)?;
         let p = m.digest(h, &data, o)?;
         // SAFETY: `out` checked the length pointer.
         unsafe { produced(out_len, p) }
@@ -128,7 +152,7 @@ pub unsafe extern "C" fn C_DigestUpdate(
     guard("C_DigestUpdate", || {
         let m = module()?;
         // SAFETY: buffer as passed.
-        let data = unsafe { bytes(data, len)? };
+        let data = args_or_end(&m, h, OpKind::Digest, unsafe { bytes(data, len) })?;
         m.digest_update(h, data)?;
         Ok(CKR_OK)
     })
@@ -151,7 +175,7 @@ pub unsafe extern "C" fn C_DigestFinal(
     guard("C_DigestFinal", || {
         let m = module()?;
         // SAFETY: buffer as passed.
-        let o = unsafe { out(outp, out_len)? };
+        let o = args_or_end(&m, h, OpKind::Digest, unsafe { out(outp, out_len) })?;
         let p = m.digest_final(h, o)?;
         // SAFETY: `out` checked the length pointer.
         unsafe { produced(out_len, p) }
@@ -185,7 +209,9 @@ pub unsafe extern "C" fn C_Sign(
     guard("C_Sign", || {
         let m = module()?;
         // SAFETY: buffers as passed; `input` copies when they overlap.
-        let (data, o) = unsafe { (input(data, len, sig, sig_len)?, out(sig, sig_len)?) };
+        let args =
+            unsafe { input(data, len, sig, sig_len).and_then(|d| Ok((d, out(sig, sig_len)?))) };
+        let (data, o) = args_or_end(&m, h, OpKind::Sign, args)?;
         let p = m.sign(h, &data, o)?;
         // SAFETY: `out` checked the length pointer.
         unsafe { produced(sig_len, p) }
@@ -201,7 +227,7 @@ pub unsafe extern "C" fn C_SignUpdate(
     guard("C_SignUpdate", || {
         let m = module()?;
         // SAFETY: buffer as passed.
-        let data = unsafe { bytes(data, len)? };
+        let data = args_or_end(&m, h, OpKind::Sign, unsafe { bytes(data, len) })?;
         m.sign_update(h, data)?;
         Ok(CKR_OK)
     })
@@ -216,7 +242,7 @@ pub unsafe extern "C" fn C_SignFinal(
     guard("C_SignFinal", || {
         let m = module()?;
         // SAFETY: buffer as passed.
-        let o = unsafe { out(sig, sig_len)? };
+        let o = args_or_end(&m, h, OpKind::Sign, unsafe { out(sig, sig_len) })?;
         let p = m.sign_final(h, o)?;
         // SAFETY: `out` checked the length pointer.
         unsafe { produced(sig_len, p) }
@@ -250,7 +276,8 @@ pub unsafe extern "C" fn C_Verify(
     guard("C_Verify", || {
         let m = module()?;
         // SAFETY: buffers as passed (both read-only).
-        let (data, sig) = unsafe { (bytes(data, len)?, bytes(sig, sig_len)?) };
+        let args = unsafe { bytes(data, len).and_then(|d| Ok((d, bytes(sig, sig_len)?))) };
+        let (data, sig) = args_or_end(&m, h, OpKind::Verify, args)?;
         m.verify(h, data, sig)?;
         Ok(CKR_OK)
     })
@@ -265,7 +292,7 @@ pub unsafe extern "C" fn C_VerifyUpdate(
     guard("C_VerifyUpdate", || {
         let m = module()?;
         // SAFETY: buffer as passed.
-        let data = unsafe { bytes(data, len)? };
+        let data = args_or_end(&m, h, OpKind::Verify, unsafe { bytes(data, len) })?;
         m.verify_update(h, data)?;
         Ok(CKR_OK)
     })
@@ -280,7 +307,7 @@ pub unsafe extern "C" fn C_VerifyFinal(
     guard("C_VerifyFinal", || {
         let m = module()?;
         // SAFETY: buffer as passed.
-        let sig = unsafe { bytes(sig, sig_len)? };
+        let sig = args_or_end(&m, h, OpKind::Verify, unsafe { bytes(sig, sig_len) })?;
         m.verify_final(h, sig)?;
         Ok(CKR_OK)
     })

@@ -70,9 +70,16 @@ pub unsafe extern "C" fn C_SeedRandom(
     guard("C_SeedRandom", || {
         module()?.session(h)?;
         // SAFETY: buffer as passed.
-        unsafe { bytes(seed, len)? };
-        // The generator is OpenSSL's CSPRNG, seeded by the OS; callers cannot weaken it.
-        Ok(CKR_RANDOM_SEED_NOT_SUPPORTED)
+        let seed = unsafe { bytes(seed, len)? };
+        // Mixed into OpenSSL's generator with no entropy credited: a caller can add
+        // unpredictability, never take it away.
+        for chunk in seed.chunks(i32::MAX as usize) {
+            // SAFETY: `chunk` is a live buffer of exactly `chunk.len()` bytes.
+            unsafe {
+                openssl_sys::RAND_add(chunk.as_ptr().cast(), chunk.len() as std::ffi::c_int, 0.0)
+            };
+        }
+        Ok(CKR_OK)
     })
 }
 

@@ -87,6 +87,20 @@ pub(crate) fn guard(name: &'static str, f: impl FnOnce() -> Result<CK_RV>) -> CK
     }
 }
 
+/// Argument errors of a call on an active operation end that operation, like any other
+/// failure but `CKR_BUFFER_TOO_SMALL`.
+pub(crate) fn args_or_end<T>(
+    m: &Module,
+    h: CK_SESSION_HANDLE,
+    kind: crate::module::OpKind,
+    r: Result<T>,
+) -> Result<T> {
+    if r.is_err() {
+        m.abort(h, kind);
+    }
+    r
+}
+
 /// A caller's input buffer; NULL is allowed only with length 0.
 ///
 /// # Safety
