@@ -3,6 +3,7 @@
 mod asym;
 mod bench;
 mod cipher;
+mod des;
 mod keys;
 mod mac;
 mod mechs;
