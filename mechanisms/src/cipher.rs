@@ -103,6 +103,34 @@ pub(crate) fn des_ede3_key(key: &KeyMaterial, single: bool) -> Option<Zeroizing<
     Some(Zeroizing::new(parts.concat()))
 }
 
+/// `CKA_CHECK_VALUE` of an AES or DES key (PKCS#11 3.0 §6.1, §6.6): the first three bytes
+/// of encrypting one all-zero block under the key in ECB mode. `None` for other key types,
+/// whose check value is not defined by a cipher.
+pub fn block_cipher_check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Result<Option<Vec<u8>>> {
+    let (cipher, key, block) = match key_type {
+        CKK_AES => (aes_cipher(AesMode::Ecb, value.len())?, None, BLOCK),
+        CKK_DES | CKK_DES2 | CKK_DES3 => {
+            let single = key_type == CKK_DES;
+            let km = KeyMaterial::Secret(crate::key::SecretKey {
+                key_type,
+                value: Zeroizing::new(value.to_vec()),
+            });
+            let k = des_ede3_key(&km, single).ok_or_else(|| {
+                Error::new(CKR_ATTRIBUTE_VALUE_INVALID, "DES key of the wrong length")
+            })?;
+            (des_cipher(false), Some(k), DES_BLOCK)
+        }
+        _ => return Ok(None),
+    };
+    let key = key.as_ref().map(|k| &k[..]).unwrap_or(value);
+    let mut ctx = cipher_ctx(cipher, key, None, true)?;
+    ctx.set_padding(false);
+    let mut out = Vec::with_capacity(2 * BLOCK);
+    ctx_update(&mut ctx, &[0u8; BLOCK][..block], &mut out)?;
+    out.truncate(3);
+    Ok(Some(out))
+}
+
 /// Runs `input` through `ctx`, appending to `out`, in chunks OpenSSL's `int` can count.
 pub(crate) fn ctx_update(ctx: &mut CipherCtx, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
     for chunk in input.chunks(CHUNK) {

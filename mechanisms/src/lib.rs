@@ -21,6 +21,7 @@
 //!   a whole number of blocks. The bytes wrapped are a secret key's `CKA_VALUE` or a private key's
 //!   PKCS#8 DER ([`KeyMaterial::to_pkcs8_der`]; turn unwrapped PKCS#8 back into
 //!   attributes with [`private_key_attributes_from_pkcs8`]).
+//! - [`block_cipher_check_value`]: `CKA_CHECK_VALUE` of AES and DES keys.
 //! - [`derive_ecdh`]: `CKM_ECDH1_DERIVE` / `CKM_ECDH1_COFACTOR_DERIVE` with `CKD_NULL`,
 //!   returning the raw shared secret; [`derive_ecdh_key`] also runs the `CKD_SHA*_KDF`
 //!   X9.63 KDFs, given the wanted key length.
@@ -73,6 +74,7 @@ pub mod ops;
 pub mod wrap;
 
 pub use attr::Attributes;
+pub use cipher::block_cipher_check_value;
 pub use error::{rv_name, Error, Result};
 pub use key::KeyMaterial;
 pub use keygen::*;

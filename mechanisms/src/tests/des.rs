@@ -598,3 +598,46 @@ fn des_mechanism_info() {
         assert_eq!(rv(Mechanism::from_type(t)), CKR_MECHANISM_INVALID);
     }
 }
+
+#[test]
+fn check_values_encrypt_a_zero_block() {
+    // DES: ECB of 00..00 under the FIPS 81 key, checked against the ECB mechanism.
+    let k = h(FIPS81_KEY);
+    let full = enc(&mech(CKM_DES_ECB), &secret(CKK_DES, &k), &[0; 8]);
+    assert_eq!(
+        block_cipher_check_value(CKK_DES, &k).unwrap(),
+        Some(full[..3].to_vec())
+    );
+    // pkcs11test's DES3 vector: key 80 00.., zero block -> 95a8d7...
+    assert_eq!(
+        block_cipher_check_value(
+            CKK_DES3,
+            &h("80000000000000000000000000000000 0000000000000000")
+        )
+        .unwrap(),
+        Some(h("95a8d7"))
+    );
+    let k2 = h("0123456789abcdef 23456789abcdef01");
+    let full = enc(&mech(CKM_DES3_ECB), &secret(CKK_DES2, &k2), &[0; 8]);
+    assert_eq!(
+        block_cipher_check_value(CKK_DES2, &k2).unwrap(),
+        Some(full[..3].to_vec())
+    );
+    // AES-128 of a zero block under the zero key: 66e94bd4ef8a2c3b884cfa59ca342b2e.
+    assert_eq!(
+        block_cipher_check_value(CKK_AES, &[0; 16]).unwrap(),
+        Some(h("66e94b"))
+    );
+    assert_eq!(
+        block_cipher_check_value(CKK_GENERIC_SECRET, &[0; 16]).unwrap(),
+        None
+    );
+    assert_eq!(
+        rv(block_cipher_check_value(CKK_DES3, &[0; 16])),
+        CKR_ATTRIBUTE_VALUE_INVALID
+    );
+    assert_eq!(
+        rv(block_cipher_check_value(CKK_AES, &[0; 20])),
+        CKR_KEY_SIZE_RANGE
+    );
+}
