@@ -291,6 +291,9 @@ pub fn default_config() -> Config {
 
 /// Parses one file, naming it in every error.
 pub fn parse_file(path: &Path) -> Result<Config> {
+    // Errors name the file as an absolute path: the process's directory is not the reader's.
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = absolute.as_path();
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::new(
             CKR_GENERAL_ERROR,
@@ -320,8 +323,15 @@ fn locate(text: &str, msg: String) -> String {
 
 /// Parses and checks configuration text.
 pub fn parse_str(text: &str) -> Result<Config> {
-    let cfg: Config = toml::from_str(text)
-        .map_err(|e| Error::new(CKR_GENERAL_ERROR, locate(text, e.to_string())))?;
+    let cfg: Config = toml::from_str(text).map_err(|e| {
+        // One log line per failure: the parser's multi-line excerpt is folded.
+        let msg = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Error::new(CKR_GENERAL_ERROR, locate(text, msg))
+    })?;
     let mut seen = std::collections::HashSet::new();
     for (i, t) in cfg.token.iter().enumerate() {
         let label = t.label();

@@ -30,7 +30,10 @@ pub fn init(cfg: &Config) {
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(f))
                 .try_init(),
-            None => builder.with_writer(std::io::stderr).try_init(),
+            None => builder
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr)
+                .try_init(),
         };
     });
 }
