@@ -751,19 +751,11 @@ pub fn apply_copy(current: &Attributes, changes: &Attributes) -> Result<Attribut
     Ok(out)
 }
 
-/// `CKA_CHECK_VALUE` of a secret key: the first three bytes of AES-ECB of a zero block
-/// for AES, of the SHA-1 of the value for other secrets.
+/// `CKA_CHECK_VALUE` of a secret key: the first three bytes of ECB encryption of a zero
+/// block for block-cipher keys, of the SHA-1 of the value for other secrets.
 fn secret_check_value(key_type: CK_KEY_TYPE, value: &[u8]) -> Result<Vec<u8>> {
-    if key_type == CKK_AES {
-        let cipher = match value.len() {
-            16 => openssl::symm::Cipher::aes_128_ecb(),
-            24 => openssl::symm::Cipher::aes_192_ecb(),
-            _ => openssl::symm::Cipher::aes_256_ecb(),
-        };
-        let block = openssl::symm::encrypt(cipher, value, None, &[0u8; 16])?;
-        return Ok(block[..3].to_vec());
-    }
-    Ok(openssl::sha::sha1(value)[..3].to_vec())
+    Ok(hsmux_mech::block_cipher_check_value(key_type, value)?
+        .unwrap_or_else(|| openssl::sha::sha1(value)[..3].to_vec()))
 }
 
 fn unique_id() -> Vec<u8> {

@@ -153,7 +153,6 @@ fn key_generation_checks_session_mechanism_template_and_output_pointers() {
 /// 3DES-ECB/CBC (with published vectors); SoftHSMv2 passes those, so a module without DES
 /// fails every one of them at the fixture.
 #[test]
-#[ignore = "hsmux: CKM_DES_KEY_GEN / CKM_DES3_KEY_GEN and DES(3)-ECB/CBC are not offered; pkcs11test's SecretKey fixture (cipher.cc, key.cc, tookan.cc, digest.cc, object.cc, dual.cc) needs them"]
 fn des_and_triple_des_keys_generate_and_match_pkcs11test_vectors() {
     let t = shared().token("des fixture");
     let s = t.ro_session();

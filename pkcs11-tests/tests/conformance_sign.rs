@@ -183,7 +183,6 @@ fn hmac_matches_rfc_vectors_and_rejects_corrupted_or_truncated_macs() {
 /// rust-cryptoki sign_verify_sha{1,224,256,384,512}_hmac: CKM_SHA*_KEY_GEN (PKCS#11 3.0)
 /// make HMAC keys of CKA_VALUE_LEN bytes that sign and verify with the matching HMAC.
 #[test]
-#[ignore = "hsmux: CKM_SHA_1_KEY_GEN … CKM_SHA512_KEY_GEN are not offered (C_GenerateKey returns CKR_MECHANISM_INVALID); rust-cryptoki's five sign_verify_sha*_hmac tests use them"]
 fn sha_key_generation_mechanisms_make_working_hmac_keys() {
     let t = shared().token("sha key gen");
     let s = t.login_user();
