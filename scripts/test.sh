@@ -77,6 +77,22 @@ if [[ ${SKIP_CARGO:-0} != 1 ]]; then
     step "cargo clippy --all-targets -- -D warnings" 1200 cargo clippy --all-targets -- -D warnings
     step "cargo build --release" 1200 cargo build --release
 
+    # LocalStack plays AWS KMS for the aws-kms backend's tests (KMS only, no Docker,
+    # 127.0.0.1, stopped by PID on exit).
+    banner "LocalStack (AWS KMS) for the aws-kms tests"
+    export HSMUX_LOCALSTACK_STATE=$ROOT/target/localstack
+    trap 'scripts/localstack.sh stop >/dev/null 2>&1 || :' EXIT
+    set +e
+    timeout --kill-after=10 "$(limit 600)" scripts/localstack.sh start 2>&1 | tee "$LOG_DIR/localstack.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    if [[ $rc == 0 ]]; then
+        eval "$(scripts/localstack.sh env)"
+        record PASS "LocalStack started for the aws-kms tests"
+    else
+        record FAIL "LocalStack started for the aws-kms tests (exit status $rc)"
+    fi
+
     banner "cargo test --workspace --release --no-fail-fast"
     # --no-fail-fast: one failing test binary must not hide the results of the others.
     set +e

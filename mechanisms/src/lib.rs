@@ -78,7 +78,9 @@ pub use cipher::block_cipher_check_value;
 pub use error::{rv_name, Error, Result};
 pub use key::KeyMaterial;
 pub use keygen::*;
-pub use mech::{mechanism_info, mechanism_list, HashAlg, MechInfo, Mechanism};
+pub use mech::{
+    mechanism_info, mechanism_list, HashAlg, MechInfo, Mechanism, CKM_HSMUX_SERVICE_SYMMETRIC,
+};
 pub use message::{GcmMessages, GcmStream, MessageParams};
 pub use ops::*;
 pub use wrap::{derive_ecdh, derive_ecdh_key, unwrap, wrap};

@@ -4,6 +4,11 @@ use crate::{bail, Error, Result};
 use cryptoki_sys::*;
 use std::mem::size_of;
 
+/// Vendor mechanism of hsmux: encrypt/decrypt in a key service's own authenticated
+/// symmetric format (e.g. a KMS `SYMMETRIC_DEFAULT` key). Only tokens of such services
+/// offer it; the optional parameter is additional data bound to the ciphertext.
+pub const CKM_HSMUX_SERVICE_SYMMETRIC: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | 0x4853_0001;
+
 /// One of the SHA-family hashes PKCS#11 names in mechanisms and parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HashAlg {
@@ -244,6 +249,9 @@ pub enum Mechanism {
     AesKeyGen,
     /// `CKM_GENERIC_SECRET_KEY_GEN`
     GenericSecretKeyGen,
+    /// [`CKM_HSMUX_SERVICE_SYMMETRIC`]: a key service's own authenticated symmetric
+    /// format; the parameter, if any, is additional data bound to the ciphertext.
+    ServiceSymmetric(Vec<u8>),
     /// `CKM_DES_ECB`: single DES, run as DES-EDE3 with the key repeated.
     DesEcb,
     /// `CKM_DES_CBC` with its IV.
@@ -410,6 +418,16 @@ impl Mechanism {
             CKM_SHA256_RSA_PKCS_PSS => Mechanism::Sha256RsaPkcsPss(hashed_pss(HashAlg::Sha256)?),
             CKM_SHA384_RSA_PKCS_PSS => Mechanism::Sha384RsaPkcsPss(hashed_pss(HashAlg::Sha384)?),
             CKM_SHA512_RSA_PKCS_PSS => Mechanism::Sha512RsaPkcsPss(hashed_pss(HashAlg::Sha512)?),
+            CKM_HSMUX_SERVICE_SYMMETRIC => {
+                // SAFETY: the caller vouches for ulParameterLen bytes at pParameter.
+                Mechanism::ServiceSymmetric(unsafe {
+                    param_bytes(
+                        m.pParameter as *const u8,
+                        m.ulParameterLen,
+                        "additional data",
+                    )
+                }?)
+            }
             CKM_RSA_PKCS_OAEP => {
                 // SAFETY: forwarded caller guarantee on m.pParameter.
                 let p: CK_RSA_PKCS_OAEP_PARAMS = unsafe { param_struct(&m) }?;
@@ -692,6 +710,7 @@ impl Mechanism {
             Mechanism::EcEdwardsKeyPairGen => CKM_EC_EDWARDS_KEY_PAIR_GEN,
             Mechanism::AesKeyGen => CKM_AES_KEY_GEN,
             Mechanism::GenericSecretKeyGen => CKM_GENERIC_SECRET_KEY_GEN,
+            Mechanism::ServiceSymmetric(_) => CKM_HSMUX_SERVICE_SYMMETRIC,
             Mechanism::DesEcb => CKM_DES_ECB,
             Mechanism::DesCbc(_) => CKM_DES_CBC,
             Mechanism::DesCbcPad(_) => CKM_DES_CBC_PAD,

@@ -245,6 +245,7 @@ pub fn can_decrypt(c: &Capabilities, m: CK_MECHANISM_TYPE) -> bool {
         CKM_RSA_PKCS => c.rsa_pkcs1_decrypt,
         CKM_RSA_X_509 => c.rsa_raw,
         CKM_AES_GCM | CKM_AES_CBC_PAD => c.aes,
+        CKM_HSMUX_SERVICE_SYMMETRIC => c.service_symmetric,
         _ => false,
     }
 }
@@ -545,6 +546,10 @@ impl RemoteCipher {
                 data,
             },
             Mechanism::AesCbcPad(iv) => CipherRequest::AesCbcPad { iv: *iv, data },
+            Mechanism::ServiceSymmetric(aad) => CipherRequest::ServiceSymmetric {
+                aad: aad.clone(),
+                data,
+            },
             other => bail!(
                 CKR_MECHANISM_INVALID,
                 "mechanism {:#x} is not available for keys held by the service",
@@ -554,9 +559,7 @@ impl RemoteCipher {
     }
 }
 
-/// Vendor mechanism for a service's own authenticated symmetric format; its optional
-/// parameter is additional data bound to the ciphertext.
-pub const CKM_HSMUX_SERVICE_SYMMETRIC: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED | 0x4853_0001;
+pub use hsmux_mech::CKM_HSMUX_SERVICE_SYMMETRIC;
 
 impl CipherOp for RemoteCipher {
     fn update(&mut self, data: &[u8]) -> Result<Vec<u8>> {

@@ -199,6 +199,14 @@ impl Token {
         match self.remote() {
             None => all.collect(),
             Some(r) => all
+                .chain(r.caps.service_symmetric.then_some((
+                    remote::CKM_HSMUX_SERVICE_SYMMETRIC,
+                    hsmux_mech::MechInfo {
+                        min_key: 0,
+                        max_key: 0,
+                        flags: CKF_ENCRYPT | CKF_DECRYPT,
+                    },
+                )))
                 .map(|(m, mut i)| {
                     // Private keys of this token sign only where the service can;
                     // verification and session keys stay in software.
