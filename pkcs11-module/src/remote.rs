@@ -600,6 +600,7 @@ mod tests {
     struct Recording {
         key: openssl::ec::EcKey<openssl::pkey::Private>,
         calls: Mutex<Vec<SignRequest>>,
+        ciphers: Mutex<Vec<CipherRequest>>,
     }
 
     impl Backend for Recording {
@@ -633,8 +634,13 @@ mod tests {
             out.extend(sig.s().to_vec_padded(32).unwrap());
             Ok(out)
         }
-        fn decrypt(&self, _key: &str, _req: &CipherRequest) -> BackendResult<Vec<u8>> {
-            Err(BackendError::Unsupported("decrypt".into()))
+        fn decrypt(&self, _key: &str, req: &CipherRequest) -> BackendResult<Vec<u8>> {
+            self.ciphers.lock().unwrap().push(req.clone());
+            Ok(b"plain".to_vec())
+        }
+        fn encrypt(&self, _key: &str, req: &CipherRequest) -> BackendResult<Vec<u8>> {
+            self.ciphers.lock().unwrap().push(req.clone());
+            Ok(b"blob".to_vec())
         }
     }
 
@@ -680,6 +686,36 @@ mod tests {
         let s = openssl::bn::BigNum::from_slice(&sig[32..]).unwrap();
         let es = openssl::ecdsa::EcdsaSig::from_private_components(r, s).unwrap();
         assert!(es.verify(&want, &b.key).unwrap());
+    }
+
+    #[test]
+    fn service_symmetric_encryption_sends_the_whole_message_and_its_aad_once() {
+        let b = recording();
+        let mech = Mechanism::ServiceSymmetric(b"context".to_vec());
+        let mut op = RemoteCipher::new(b.clone(), "k".into(), &mech, true, None).unwrap();
+        assert!(op.update(b"hello ").unwrap().is_empty());
+        op.update(b"world").unwrap();
+        assert_eq!(op.finish().unwrap(), b"blob");
+        let mut op = RemoteCipher::new(b.clone(), "k".into(), &mech, false, None).unwrap();
+        assert_eq!(op.oneshot(b"blob").unwrap(), b"plain");
+        let calls = b.ciphers.lock().unwrap();
+        assert_eq!(
+            *calls,
+            vec![
+                CipherRequest::ServiceSymmetric {
+                    aad: b"context".to_vec(),
+                    data: b"hello world".to_vec()
+                },
+                CipherRequest::ServiceSymmetric {
+                    aad: b"context".to_vec(),
+                    data: b"blob".to_vec()
+                },
+            ]
+        );
+        let e = RemoteCipher::new(b, "k".into(), &Mechanism::RsaPkcs, false, None)
+            .err()
+            .unwrap();
+        assert_eq!(e.rv, CKR_MECHANISM_INVALID);
     }
 
     #[test]
