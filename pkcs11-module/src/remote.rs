@@ -614,6 +614,7 @@ mod tests {
             Capabilities {
                 ecdsa: true,
                 hashes: vec![Hash::Sha256],
+                service_symmetric: true,
                 ..Default::default()
             }
         }
@@ -650,6 +651,7 @@ mod tests {
         Arc::new(Recording {
             key: openssl::ec::EcKey::generate(&group).unwrap(),
             calls: Mutex::default(),
+            ciphers: Mutex::default(),
         })
     }
 
@@ -698,9 +700,9 @@ mod tests {
         assert_eq!(op.finish().unwrap(), b"blob");
         let mut op = RemoteCipher::new(b.clone(), "k".into(), &mech, false, None).unwrap();
         assert_eq!(op.oneshot(b"blob").unwrap(), b"plain");
-        let calls = b.ciphers.lock().unwrap();
+        let calls = b.ciphers.lock().unwrap().clone();
         assert_eq!(
-            *calls,
+            calls,
             vec![
                 CipherRequest::ServiceSymmetric {
                     aad: b"context".to_vec(),
