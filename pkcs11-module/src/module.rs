@@ -93,24 +93,19 @@ impl Call {
 
 /// Enforces one form per operation; a mixed call ends the operation.
 fn check_form<T>(slot: &mut Option<Pending<T>>, call: Call) -> Result<&mut Pending<T>> {
-    let p = slot
-        .as_mut()
-        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-    match p.mode {
-        Some(m) if m.multi() != call.multi() => {
-            *slot = None;
-            bail!(
-                CKR_OPERATION_ACTIVE,
-                "single-part and multi-part calls cannot be mixed in one operation"
-            );
-        }
-        _ => {}
+    let mixed = match slot.as_ref() {
+        None => bail!(CKR_OPERATION_NOT_INITIALIZED),
+        Some(p) => p.mode.is_some_and(|m| m.multi() != call.multi()),
+    };
+    if mixed {
+        *slot = None;
+        bail!(
+            CKR_OPERATION_ACTIVE,
+            "single-part and multi-part calls cannot be mixed in one operation"
+        );
     }
-    let p = slot
-        .as_mut()
-        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))?;
-    p.mode = Some(call);
-    Ok(p)
+    slot.as_mut()
+        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))
 }
 
 /// The one place that implements PKCS#11's output-buffer convention.
@@ -121,13 +116,29 @@ fn deliver<T>(
     hint: impl FnOnce(&T) -> usize,
     compute: impl FnOnce(&mut T) -> Result<Vec<u8>>,
 ) -> Result<Produced> {
+    deliver_with(slot, out, call, true, hint, compute)
+}
+
+/// [`deliver`], choosing whether a call that produced no output (a length query or
+/// `CKR_BUFFER_TOO_SMALL`) already commits the operation to its single- or multi-part form.
+fn deliver_with<T>(
+    slot: &mut Option<Pending<T>>,
+    out: Out<'_>,
+    call: Call,
+    commit_without_output: bool,
+    hint: impl FnOnce(&T) -> usize,
+    compute: impl FnOnce(&mut T) -> Result<Vec<u8>>,
+) -> Result<Produced> {
     let ends = call != Call::Update;
     let p = check_form(slot, call)?;
     let buf = match out {
         Out::Query => {
+            if commit_without_output {
+                p.mode = Some(call);
+            }
             return Ok(Produced::Len(
                 p.out.as_ref().map_or_else(|| hint(&p.op), |v| v.len()),
-            ))
+            ));
         }
         Out::Buf(b) => b,
     };
@@ -144,9 +155,13 @@ fn deliver<T>(
     if buf.len() < data.len() {
         let n = data.len();
         p.out = Some(data);
+        if commit_without_output {
+            p.mode = Some(call);
+        }
         return Ok(Produced::TooSmall(n));
     }
     buf[..data.len()].copy_from_slice(&data);
+    p.mode = Some(call);
     if ends {
         *slot = None;
     }
@@ -161,6 +176,7 @@ fn step<T, R>(
     f: impl FnOnce(&mut T) -> Result<R>,
 ) -> Result<R> {
     let p = check_form(slot, call)?;
+    p.mode = Some(call);
     let r = f(&mut p.op);
     if r.is_err() || call != Call::Update {
         *slot = None;
@@ -893,10 +909,14 @@ impl Module {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
         ops.require_auth(true)?;
-        deliver(
+        // pkcs11-tool --test-ec calls C_Sign with a short buffer and then collects the
+        // signature with C_SignFinal: a signature is committed to a form only once
+        // output has been delivered.
+        deliver_with(
             &mut ops.sign,
             out,
             Call::Single,
+            false,
             |op| op.sig_len(),
             |op| op.sign(data),
         )
@@ -1423,6 +1443,35 @@ mod tests {
         assert!(slot.is_none());
         let e = deliver(&mut slot, Out::Query, Call::Single, |_| 0, |_| Ok(vec![]));
         assert_eq!(e.unwrap_err().rv, CKR_OPERATION_NOT_INITIALIZED);
+    }
+
+    #[test]
+    fn a_short_single_part_signature_buffer_leaves_the_form_open() {
+        // pkcs11-tool --test-ec: C_Sign with a short buffer, then C_SignFinal collects it.
+        let mut slot = Some(Pending::new(Fixed(vec![1, 2, 3])));
+        let r = deliver_with(
+            &mut slot,
+            Out::Buf(&mut [0u8; 1]),
+            Call::Single,
+            false,
+            |_| 3,
+            |f| Ok(f.0.clone()),
+        );
+        assert_eq!(r.unwrap(), Produced::TooSmall(3));
+        let mut buf = [0u8; 3];
+        let r = deliver(
+            &mut slot,
+            Out::Buf(&mut buf),
+            Call::Final,
+            |_| 3,
+            |_| Ok(vec![9]),
+        );
+        assert_eq!(r.unwrap(), Produced::Written(3));
+        assert_eq!(
+            buf,
+            [1, 2, 3],
+            "the held-back output is delivered, not recomputed"
+        );
     }
 
     #[test]
