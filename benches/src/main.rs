@@ -118,7 +118,8 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = manifest.parent().unwrap_or(manifest).join("target");
     let mut flags: HashMap<&str, &str> = HashMap::new();
     let mut quick = false;
     let mut i = 0;

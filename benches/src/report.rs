@@ -413,7 +413,7 @@ pub fn render(r: &Results, prev: Option<&Previous>) -> String {
             let _ = writeln!(o, "previous run: {}", p.describe());
         }
         None => {
-            let _ = writeln!(o, "previous run: none (no results.prev.json)");
+            let _ = writeln!(o, "previous run: none");
         }
     }
 
