@@ -388,11 +388,42 @@ impl LocalStore {
 
     /// All object records with their stamps, sorted by id.
     pub fn load_all(&self) -> StoreResult<Vec<(ObjectRecord, Stamp)>> {
-        let mut out = Vec::new();
-        for (id, _) in self.list_objects()? {
-            if let Some(found) = self.read_object(&id)? {
-                out.push(found);
+        let ids: Vec<ObjectId> = self.list_objects()?.into_iter().map(|(id, _)| id).collect();
+        // Opening thousands of small files is system-call bound: spread it over the
+        // cores (start-up of a large token is a measured target).
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
+        let chunk = ids.len().div_ceil(workers).max(256);
+        let read = |part: &[ObjectId]| -> StoreResult<Vec<(ObjectRecord, Stamp)>> {
+            let mut out = Vec::with_capacity(part.len());
+            for id in part {
+                if let Some(found) = self.read_object(id)? {
+                    out.push(found);
+                }
             }
+            Ok(out)
+        };
+        if ids.len() <= chunk {
+            return read(&ids);
+        }
+        let parts: Vec<StoreResult<Vec<(ObjectRecord, Stamp)>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = ids
+                .chunks(chunk)
+                .map(|part| s.spawn(move || read(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StoreError::Corrupt("object reader panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(ids.len());
+        for part in parts {
+            out.extend(part?);
         }
         Ok(out)
     }

@@ -29,15 +29,47 @@ use crate::{Error, Result};
 use cryptoki_sys::*;
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The initialised module, if any (with the PID that initialised it).
 static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
 
+/// This process's ID, cached: glibc does not cache `getpid`, and every call checks it.
+/// A fork handler clears it in the child, which then looks it up again.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn forget_pid_in_child() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+pub(crate) fn this_pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let p = std::process::id();
+            PID.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
+}
+
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic, which is
+        // async-signal-safe as a fork child handler must be.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_pid_in_child)) };
+        if rc != 0 {
+            tracing::warn!("pthread_atfork failed ({rc}): forks are detected by getpid only");
+        }
+    });
+}
+
 /// The module of this process, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
 pub(crate) fn module() -> Result<Arc<Module>> {
     match &*STATE.read().unwrap_or_else(|e| e.into_inner()) {
-        Some(m) if m.pid == std::process::id() => Ok(m.clone()),
+        Some(m) if m.pid == this_pid() => Ok(m.clone()),
         _ => Err(Error::rv(CKR_CRYPTOKI_NOT_INITIALIZED)),
     }
 }
@@ -246,9 +278,10 @@ pub(crate) unsafe fn template(p: CK_ATTRIBUTE_PTR, n: CK_ULONG) -> Result<crate:
 }
 
 pub(crate) fn install(m: Module) -> Result<()> {
+    watch_forks();
     let mut g = STATE.write().unwrap_or_else(|e| e.into_inner());
     if let Some(old) = g.take() {
-        if old.pid == std::process::id() {
+        if old.pid == this_pid() {
             *g = Some(old);
             return Err(Error::rv(CKR_CRYPTOKI_ALREADY_INITIALIZED));
         }
@@ -263,7 +296,7 @@ pub(crate) fn install(m: Module) -> Result<()> {
 pub(crate) fn uninstall() -> Result<()> {
     let mut g = STATE.write().unwrap_or_else(|e| e.into_inner());
     match g.take() {
-        Some(m) if m.pid == std::process::id() => Ok(()),
+        Some(m) if m.pid == this_pid() => Ok(()),
         Some(m) => {
             std::mem::forget(m);
             Err(Error::rv(CKR_CRYPTOKI_NOT_INITIALIZED))
