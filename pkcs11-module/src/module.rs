@@ -7,6 +7,7 @@ use crate::object::Origin;
 use crate::remote::{RemoteCipher, RemoteSign, RemoteVerify};
 use crate::token::Token;
 use crate::{bail, Attributes, Error, Result};
+use arc_swap::ArcSwap;
 use cryptoki_sys::*;
 use hsmux_backends::{Hash, KeyKind, KeySpec, KeyUsage};
 use hsmux_mech::{
@@ -15,7 +16,7 @@ use hsmux_mech::{
 };
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
 
 /// How long a remote token's listing serves `C_FindObjects` before the next one.
@@ -269,7 +270,8 @@ pub struct Module {
     pub pid: u32,
     /// One token per slot, in config order.
     pub tokens: Vec<Arc<Token>>,
-    sessions: RwLock<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
+    /// Read on every call, written on open/close: a lookup writes nothing shared.
+    sessions: ArcSwap<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
     handles: Arc<AtomicU64>,
 }
 
@@ -375,7 +377,7 @@ impl Module {
         Ok(Module {
             pid: std::process::id(),
             tokens,
-            sessions: RwLock::default(),
+            sessions: ArcSwap::default(),
             handles,
         })
     }
@@ -392,8 +394,7 @@ impl Module {
     pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Session>, &Arc<Token>)> {
         let s = self
             .sessions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .load()
             .get(&h)
             .cloned()
             .ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
@@ -434,21 +435,23 @@ impl Module {
             rw,
             ops: Mutex::default(),
         });
-        self.sessions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(h, s);
+        self.sessions.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.insert(h, s.clone());
+            m
+        });
         Ok(h)
     }
 
     /// `C_CloseSession`.
     pub fn close_session(&self, h: CK_SESSION_HANDLE) -> Result<()> {
-        let s = self
-            .sessions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&h)
-            .ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
+        let mut removed = None;
+        self.sessions.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            removed = m.remove(&h);
+            m
+        });
+        let s = removed.ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
         self.tokens[s.slot].close_session(h);
         Ok(())
     }
@@ -458,8 +461,7 @@ impl Module {
         let idx = self.token(slot)?.slot_id as usize;
         let mine: Vec<CK_SESSION_HANDLE> = self
             .sessions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .load()
             .values()
             .filter(|s| s.slot == idx)
             .map(|s| s.handle)

@@ -26,14 +26,29 @@ pub use unsupported::*;
 
 use crate::module::{Module, Out, Produced};
 use crate::{Error, Result};
+use arc_swap::ArcSwapOption;
 use cryptoki_sys::*;
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
-/// The initialised module, if any (with the PID that initialised it).
-static STATE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
+/// The initialised module, if any (with the PID that initialised it). Read by every
+/// call without writing shared memory; replaced by `C_Initialize` / `C_Finalize`, which
+/// `INSTALL` serialises.
+static STATE: ArcSwapOption<Module> = ArcSwapOption::const_empty();
+static INSTALL: Mutex<()> = Mutex::new(());
+
+/// The module for the duration of one call.
+pub(crate) struct ModuleRef(arc_swap::Guard<Option<Arc<Module>>>);
+
+impl std::ops::Deref for ModuleRef {
+    type Target = Module;
+    fn deref(&self) -> &Module {
+        // `module()` only builds a ModuleRef around a present module.
+        self.0.as_deref().expect("ModuleRef holds a module")
+    }
+}
 
 /// This process's ID, cached: glibc does not cache `getpid`, and every call checks it.
 /// A fork handler clears it in the child, which then looks it up again.
@@ -67,9 +82,10 @@ fn watch_forks() {
 }
 
 /// The module of this process, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
-pub(crate) fn module() -> Result<Arc<Module>> {
-    match &*STATE.read().unwrap_or_else(|e| e.into_inner()) {
-        Some(m) if m.pid == this_pid() => Ok(m.clone()),
+pub(crate) fn module() -> Result<ModuleRef> {
+    let g = STATE.load();
+    match &*g {
+        Some(m) if m.pid == this_pid() => Ok(ModuleRef(g)),
         _ => Err(Error::rv(CKR_CRYPTOKI_NOT_INITIALIZED)),
     }
 }
@@ -279,23 +295,25 @@ pub(crate) unsafe fn template(p: CK_ATTRIBUTE_PTR, n: CK_ULONG) -> Result<crate:
 
 pub(crate) fn install(m: Module) -> Result<()> {
     watch_forks();
-    let mut g = STATE.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(old) = g.take() {
+    let _serial = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(old) = STATE.load_full() {
         if old.pid == this_pid() {
-            *g = Some(old);
             return Err(Error::rv(CKR_CRYPTOKI_ALREADY_INITIALIZED));
         }
         // Inherited across fork(): its locks and handles belong to the parent. Leak it
         // rather than run destructors on state another process owns.
         std::mem::forget(old);
+        if let Some(inherited) = STATE.swap(None) {
+            std::mem::forget(inherited);
+        }
     }
-    *g = Some(Arc::new(m));
+    STATE.store(Some(Arc::new(m)));
     Ok(())
 }
 
 pub(crate) fn uninstall() -> Result<()> {
-    let mut g = STATE.write().unwrap_or_else(|e| e.into_inner());
-    match g.take() {
+    let _serial = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    match STATE.swap(None) {
         Some(m) if m.pid == this_pid() => Ok(()),
         Some(m) => {
             std::mem::forget(m);
