@@ -6,7 +6,12 @@
 # writes target/bench/results.json (the previous run is kept as results.prev.json and
 # the table shows the change against it).
 #
-# Usage: scripts/bench.sh [--quick] [hsmux-bench options; see
+# The remote suite (--suite remote, or all, the default) also needs LocalStack playing
+# AWS KMS: this script starts its own instance (scripts/localstack.sh, state in the
+# temporary directory, installed into ~/.cache/hsmux on first use) and stops it by PID
+# when it exits. If LocalStack cannot start, the aws-kms rows say so and the rest runs.
+#
+# Usage: scripts/bench.sh [--quick] [--suite local|remote|all] [hsmux-bench options; see
 #        target/release/hsmux-bench --help]
 # Environment: SOFTHSM_MODULE (default /usr/lib/softhsm/libsofthsm2.so),
 #              CARGO_TARGET_DIR (default ./target).
@@ -31,7 +36,39 @@ if pgrep -x cargo >/dev/null 2>&1 || pgrep -x rustc >/dev/null 2>&1; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hsmux-bench.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+export HSMUX_LOCALSTACK_STATE=$WORK/localstack
+cleanup() {
+    # LocalStack is stopped by the PID its start wrote (never by name).
+    if [[ -f $HSMUX_LOCALSTACK_STATE/pid ]]; then
+        scripts/localstack.sh stop || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+SUITE=all
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    case ${args[i]} in
+    --suite) SUITE=${args[i + 1]:-} ;;
+    --suite=*) SUITE=${args[i]#--suite=} ;;
+    esac
+done
+
+REMOTE_ARGS=()
+if [[ $SUITE == remote || $SUITE == all ]]; then
+    echo "starting LocalStack (KMS only) for the aws-kms rows"
+    if timeout 600 scripts/localstack.sh start; then
+        eval "$(scripts/localstack.sh env)"
+        REMOTE_ARGS=(--kms-endpoint "$HSMUX_TEST_KMS_ENDPOINT" --kms-python "$HSMUX_TEST_KMS_PYTHON"
+            --kms-service-pid "$(cat "$HSMUX_LOCALSTACK_STATE/pid")")
+        # Let LocalStack's start-up settle so the load it leaves does not land on the
+        # first measurements.
+        sleep 3
+    else
+        echo "note: LocalStack did not start: the aws-kms rows will not be measured" >&2
+    fi
+fi
 
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if ! git diff --quiet HEAD -- 2>/dev/null; then
@@ -44,4 +81,5 @@ fi
     --work-dir "$WORK" \
     --out "$TARGET_DIR/bench" \
     --rev "$REV" \
+    ${REMOTE_ARGS[@]+"${REMOTE_ARGS[@]}"} \
     "$@"

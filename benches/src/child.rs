@@ -4,15 +4,20 @@
 //!
 //! - `worker`: prepares the bench token, then answers `measure` requests on stdin/stdout
 //!   (one JSON line each) until `quit`;
+//!   A worker started with `--existing` uses a token prepared before (by `keygen`, or a
+//!   remote service's keys) instead of initialising one;
+//! - `keygen`: initialises a token and generates the bench keys in it (the vendor token
+//!   the `pkcs11` backend and SoftHSM itself then share);
 //! - `populate`: initialises the start-up token and fills it with data objects;
 //! - `startup`: times C_Initialize + the first C_FindObjects in a fresh process and reports
 //!   its peak RSS.
 
-use crate::ops::{measure, Bench, Op};
+use crate::ops::{measure, Bench, Op, Prepared};
 use crate::p11::{Module, Template};
 use crate::stats::RunStats;
 use crate::token::{
-    create_data_objects, create_find_keys, find_slot, generate_keys, init_token, Context, USER_PIN,
+    create_data_objects, create_find_keys, find_slot, generate_keys, init_token, lookup_keys,
+    Context, USER_PIN,
 };
 use cryptoki_sys::*;
 use serde::{Deserialize, Serialize};
@@ -34,6 +39,16 @@ pub enum Request {
         duration_ms: u64,
         /// Untimed warm-up per thread.
         warmup_ms: u64,
+    },
+    /// Open one session for `op` and make its checked first call (untimed, uncounted).
+    Prepare {
+        /// [`Op::id`].
+        op: String,
+    },
+    /// Run the prepared operation `calls` times on the calling thread, one at a time.
+    Repeat {
+        /// How many calls.
+        calls: u64,
     },
     /// C_Finalize and exit.
     Quit,
@@ -114,25 +129,38 @@ fn load(path: &str) -> Result<Module, String> {
     Ok(module)
 }
 
-/// `worker --module PATH --label L --find-keys N`.
+/// `worker --module PATH --label L --find-keys N [--existing]`.
 pub fn worker(args: &[String]) -> Result<(), String> {
     let module = load(arg(args, "--module")?)?;
     let label = arg(args, "--label")?;
     let find_keys: usize = arg(args, "--find-keys")?
         .parse()
         .map_err(|e| format!("--find-keys: {e}"))?;
+    let existing = args.iter().any(|a| a == "--existing");
 
     let start = Instant::now();
-    let slot = init_token(&module, label)?;
+    let slot = if existing {
+        find_slot(&module, label)?
+    } else {
+        init_token(&module, label)?
+    };
     let login = module.open_session(slot, true).ctx("C_OpenSession")?;
     module
         .login(login, CKU_USER, USER_PIN)
         .ctx("C_Login(CKU_USER)")?;
     let token_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let keys = generate_keys(&module, login)?;
+    let keys = if existing {
+        lookup_keys(&module, login)?
+    } else {
+        generate_keys(&module, login)?
+    };
     let keygen_s = start.elapsed().as_secs_f64();
-    let find_keys_s = create_find_keys(&module, login, find_keys)?;
+    let find_keys_s = if existing {
+        0.0
+    } else {
+        create_find_keys(&module, login, find_keys)?
+    };
     let bench = Bench {
         module: &module,
         slot,
@@ -148,6 +176,7 @@ pub fn worker(args: &[String]) -> Result<(), String> {
 
     // The login session stays open: PKCS#11 login state is per token, so every session
     // the measuring threads open is a user session.
+    let mut prepared: Option<Prepared> = None;
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| e.to_string())?;
         let request: Request =
@@ -174,12 +203,55 @@ pub fn worker(args: &[String]) -> Result<(), String> {
                 };
                 print_json(&reply)?;
             }
+            Request::Prepare { op } => {
+                prepared = None;
+                let reply = match Op::from_id(&op) {
+                    None => Reply::Failed(format!("unknown operation {op:?}")),
+                    Some(op) => match Prepared::new(&bench, op) {
+                        Ok(p) => {
+                            prepared = Some(p);
+                            Reply::Done
+                        }
+                        Err(e) => Reply::Failed(format!("{}: {e}", op.id())),
+                    },
+                };
+                print_json(&reply)?;
+            }
+            Request::Repeat { calls } => {
+                let reply = match prepared.as_mut() {
+                    None => Reply::Failed("nothing prepared".into()),
+                    Some(p) => match p.repeat(calls) {
+                        Ok(stats) => Reply::Measured(stats),
+                        Err(e) => Reply::Failed(format!("{}: {e}", p.op().id())),
+                    },
+                };
+                print_json(&reply)?;
+            }
             Request::Quit => break,
         }
     }
+    drop(prepared);
     let _ = module.close_session(login);
     module.finalize().ctx("C_Finalize")?;
     print_json(&Reply::Done)
+}
+
+/// `keygen --module PATH --label L`: initialises the token and generates the bench keys
+/// (as token objects), then finalizes; prints the seconds it took.
+pub fn keygen(args: &[String]) -> Result<(), String> {
+    let module = load(arg(args, "--module")?)?;
+    let label = arg(args, "--label")?;
+    let start = Instant::now();
+    let slot = init_token(&module, label)?;
+    let session = module.open_session(slot, true).ctx("C_OpenSession")?;
+    module
+        .login(session, CKU_USER, USER_PIN)
+        .ctx("C_Login(CKU_USER)")?;
+    generate_keys(&module, session)?;
+    module.logout(session).ctx("C_Logout")?;
+    module.close_session(session).ctx("C_CloseSession")?;
+    module.finalize().ctx("C_Finalize")?;
+    print_json(&start.elapsed().as_secs_f64())
 }
 
 /// `populate --module PATH --label L --count N`.

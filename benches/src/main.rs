@@ -12,6 +12,8 @@
 mod child;
 mod ops;
 mod p11;
+mod proxy;
+mod remote;
 mod report;
 mod stats;
 mod token;
@@ -19,12 +21,12 @@ mod token;
 use child::{PopulateInfo, Reply, Request, SetupInfo, StartupSample};
 use ops::Op;
 use report::{
-    ratio_target, Host, ModuleInfo, OpResult, Planned, Previous, RatioResult, Results,
-    ScalingResult, StartupModule, StartupResult, TargetResult, STARTUP_RSS_TARGET,
-    STARTUP_TIME_TARGET,
+    ratio_target, Host, ModuleInfo, OpResult, Previous, RatioResult, Results, ScalingResult,
+    StartupModule, StartupResult, TargetResult, STARTUP_RSS_TARGET, STARTUP_TIME_TARGET,
 };
 use stats::{median, RunStats};
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -37,9 +39,14 @@ Runs every operation on libhsmux.so and on SoftHSMv2 (modules alternated, rounds
 interleaved), prints the table and writes OUT/results.json (the previous one is kept as
 OUT/results.prev.json and compared against).
 
+The remote suite measures hsmux's `pkcs11` backend over SoftHSM against SoftHSM itself
+(same vendor token and keys), and its `aws-kms` backend against LocalStack behind a
+loopback proxy of the bench that delays and counts requests (needs --kms-endpoint;
+scripts/bench.sh starts LocalStack).
+
 options:
   --quick                 3 rounds × 150 ms, 3 start-up samples (default 5 × 500 ms, 5)
-  --suite local|remote|all  which rows (default all; remote rows are not measured yet)
+  --suite local|remote|all  which rows (default all)
   --rounds N              rounds per (operation, threads, module)
   --duration-ms N         timed duration of one measurement
   --warmup-ms N           untimed warm-up before each measurement (default 50, quick 20)
@@ -54,6 +61,14 @@ options:
   --startup-objects N     objects on the start-up token (default 10000)
   --startup-rounds N      fresh processes per module for start-up (0 skips it)
   --rev TEXT              source revision to record
+  --kms-endpoint URL      LocalStack (http://127.0.0.1:PORT); without it the aws-kms rows
+                          are not measured
+  --kms-python PATH       a Python with boto3, to create the KMS key (default python3)
+  --kms-threads N         threads signing through one aws-kms token (default 16)
+  --kms-delay-ms N        delay the proxy adds to every request (default 10)
+  --kms-duration-ms N     timed duration of one aws-kms round (default 2000, quick 1000)
+  --kms-calls N           counted C_Sign calls after warm-up (default 100, quick 50)
+  --kms-service-pid PID   LocalStack's PID: its CPU time (and its children's) is reported
 ";
 
 fn main() {
@@ -61,6 +76,7 @@ fn main() {
     let result = match args.first().map(String::as_str) {
         Some("worker") => child::worker(&args[1..]),
         Some("populate") => child::populate(&args[1..]),
+        Some("keygen") => child::keygen(&args[1..]),
         Some("startup") => child::startup(&args[1..]),
         Some("-h" | "--help" | "help") => {
             let ids: Vec<&str> = Op::ALL.iter().map(|o| o.id()).collect();
@@ -115,6 +131,13 @@ struct Options {
     startup_objects: usize,
     startup_rounds: usize,
     rev: Option<String>,
+    kms_endpoint: Option<String>,
+    kms_python: PathBuf,
+    kms_threads: usize,
+    kms_delay_ms: u64,
+    kms_duration_ms: u64,
+    kms_calls: u64,
+    kms_service_pid: Option<u32>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -145,6 +168,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--startup-objects",
             "--startup-rounds",
             "--rev",
+            "--kms-endpoint",
+            "--kms-python",
+            "--kms-threads",
+            "--kms-delay-ms",
+            "--kms-duration-ms",
+            "--kms-calls",
+            "--kms-service-pid",
         ];
         if !known.contains(&a) {
             return Err(format!("unknown argument {a:?} (see --help)"));
@@ -208,7 +238,23 @@ fn parse(args: &[String]) -> Result<Options, String> {
         startup_objects: num(&flags, "--startup-objects", 10_000)?,
         startup_rounds: num(&flags, "--startup-rounds", if quick { 3 } else { 5 })?,
         rev: flags.get("--rev").map(|s| s.to_string()),
+        kms_endpoint: flags.get("--kms-endpoint").map(|s| s.to_string()),
+        kms_python: path("--kms-python", PathBuf::from("python3")),
+        kms_threads: num(&flags, "--kms-threads", 16)?,
+        kms_delay_ms: num(&flags, "--kms-delay-ms", 10)?,
+        kms_duration_ms: num(&flags, "--kms-duration-ms", if quick { 1000 } else { 2000 })?,
+        kms_calls: num(&flags, "--kms-calls", if quick { 50 } else { 100 })?,
+        kms_service_pid: match flags.get("--kms-service-pid") {
+            None => None,
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| format!("--kms-service-pid: not a PID: {v:?}"))?,
+            ),
+        },
     };
+    if opts.kms_threads == 0 || opts.kms_calls == 0 {
+        return Err("--kms-threads and --kms-calls must be at least 1".into());
+    }
     if opts.rounds == 0 {
         return Err("--rounds must be at least 1".into());
     }
@@ -226,7 +272,7 @@ struct Spec {
 
 /// Environment of a child: both modules' config variables, pointing at one profile's
 /// files (each module reads only its own).
-type Env = Vec<(&'static str, PathBuf)>;
+type Env = Vec<(&'static str, OsString)>;
 
 /// A work directory removed on drop when this process created it.
 struct WorkDir {
@@ -273,8 +319,8 @@ fn write_profile(work: &Path, profile: &str) -> Result<Env, String> {
     )
     .map_err(io("writing SoftHSM config"))?;
     Ok(vec![
-        ("HSMUX_CONFIG", hsmux_config),
-        ("SOFTHSM2_CONF", softhsm_conf),
+        ("HSMUX_CONFIG", hsmux_config.into()),
+        ("SOFTHSM2_CONF", softhsm_conf.into()),
     ])
 }
 
@@ -299,24 +345,37 @@ struct Worker {
 
 impl Worker {
     fn spawn(spec: &Spec, env: &Env, find_keys: usize) -> Result<Worker, String> {
+        Worker::spawn_on(spec, env, "bench", find_keys, false)
+    }
+
+    /// A worker on the token labelled `label`; `existing`: a token prepared before (its
+    /// keys found by label) rather than one to initialise.
+    fn spawn_on(
+        spec: &Spec,
+        env: &Env,
+        label: &str,
+        find_keys: usize,
+        existing: bool,
+    ) -> Result<Worker, String> {
         let path = spec.path.to_string_lossy();
         let find_keys = find_keys.to_string();
-        let mut child = command(
-            &[
-                "worker",
-                "--module",
-                &path,
-                "--label",
-                "bench",
-                "--find-keys",
-                &find_keys,
-            ],
-            env,
-        )?
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(io("starting a worker"))?;
+        let mut args = vec![
+            "worker",
+            "--module",
+            &path,
+            "--label",
+            label,
+            "--find-keys",
+            &find_keys,
+        ];
+        if existing {
+            args.push("--existing");
+        }
+        let mut child = command(&args, env)?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(io("starting a worker"))?;
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         Ok(Worker {
@@ -326,6 +385,10 @@ impl Worker {
             stdout,
             dead: None,
         })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn read(&mut self) -> Result<Reply, String> {
@@ -520,7 +583,13 @@ fn run(o: &Options) -> Result<(), String> {
             }
         }
 
-        measure_rounds(o, &mut workers, &mut samples, &mut errors, &mut cpu);
+        measure_rounds(
+            &Plan::new(o, &o.ops, &o.threads, true),
+            &mut workers,
+            &mut samples,
+            &mut errors,
+            &mut cpu,
+        );
         for w in workers {
             w.quit();
         }
@@ -573,6 +642,14 @@ fn run(o: &Options) -> Result<(), String> {
         }
     }
 
+    // The remote suite runs after the local one, so the local numbers never share the
+    // machine with the proxy and LocalStack's work.
+    let remote = if o.suite.remote() {
+        Some(remote::run(o, &work.path))
+    } else {
+        None
+    };
+
     let results = assemble(
         o,
         &specs,
@@ -581,6 +658,7 @@ fn run(o: &Options) -> Result<(), String> {
         &errors,
         &cpu,
         startup_wanted.then_some((startup_samples, startup_errors)),
+        remote,
         started_unix,
         loadavg_start,
     );
@@ -596,23 +674,54 @@ fn order(round: usize, n: usize) -> Vec<usize> {
     v
 }
 
+/// What [`measure_rounds`] measures.
+struct Plan<'a> {
+    rounds: usize,
+    duration_ms: u64,
+    warmup_ms: u64,
+    threads: &'a [usize],
+    ops: &'a [Op],
+    /// Time a pure-CPU loop at 1 and 2 threads before each signature operation.
+    machine: bool,
+}
+
+impl<'a> Plan<'a> {
+    fn new(o: &Options, ops: &'a [Op], threads: &'a [usize], machine: bool) -> Self {
+        Plan {
+            rounds: o.rounds,
+            duration_ms: o.duration_ms,
+            warmup_ms: o.warmup_ms,
+            threads,
+            ops,
+            machine,
+        }
+    }
+}
+
 fn measure_rounds(
-    o: &Options,
+    plan: &Plan,
     workers: &mut [Worker],
     samples: &mut Samples,
     errors: &mut HashMap<(Op, usize, usize), String>,
     cpu: &mut Vec<(Option<f64>, Option<f64>)>,
 ) {
-    for round in 0..o.rounds {
-        for &op in &o.ops {
-            let mut progress = format!("[round {}/{}] {:<20}", round + 1, o.rounds, op.id());
-            if op.is_sign() && o.threads.contains(&1) && o.threads.contains(&2) {
+    for round in 0..plan.rounds {
+        for &op in plan.ops {
+            let mut progress = format!("[round {}/{}] {:<20}", round + 1, plan.rounds, op.id());
+            if plan.machine
+                && op.is_sign()
+                && plan.threads.contains(&1)
+                && plan.threads.contains(&2)
+            {
                 // The machine's own 1 -> 2 thread scaling just before the measurements
                 // the scaling target is read from.
                 let spin = |t: usize| {
-                    ops::measure_cpu(t, std::time::Duration::from_millis(o.duration_ms / 2 + 1))
-                        .ok()
-                        .map(|s| s.ops_per_s)
+                    ops::measure_cpu(
+                        t,
+                        std::time::Duration::from_millis(plan.duration_ms / 2 + 1),
+                    )
+                    .ok()
+                    .map(|s| s.ops_per_s)
                 };
                 let (one, two) = (spin(1), spin(2));
                 if let (Some(a), Some(b)) = (one, two) {
@@ -620,7 +729,7 @@ fn measure_rounds(
                 }
                 cpu.push((one, two));
             }
-            for &threads in &o.threads {
+            for &threads in plan.threads {
                 let _ = write!(progress, " {threads}T");
                 for mi in order(round, workers.len()) {
                     let key = (op, threads, mi);
@@ -629,8 +738,8 @@ fn measure_rounds(
                         let reply = workers[mi].request(&Request::Measure {
                             op: op.id().to_string(),
                             threads,
-                            duration_ms: o.duration_ms,
-                            warmup_ms: o.warmup_ms,
+                            duration_ms: plan.duration_ms,
+                            warmup_ms: plan.warmup_ms,
                         });
                         match reply {
                             Ok(Reply::Measured(s)) => result = Some(s),
@@ -669,6 +778,68 @@ fn median_of(values: impl Iterator<Item = f64>) -> Option<f64> {
     median(&values.collect::<Vec<_>>())
 }
 
+/// One (operation, threads, module)'s rounds summarised.
+fn op_result(
+    op: Op,
+    threads: usize,
+    module: &str,
+    rounds: Vec<RunStats>,
+    error: Option<String>,
+) -> OpResult {
+    OpResult {
+        op: op.id().into(),
+        threads,
+        module: module.into(),
+        ops_per_s: median_of(rounds.iter().map(|s| s.ops_per_s)),
+        p50_us: median_of(rounds.iter().map(|s| s.p50_ns as f64 / 1e3)),
+        p99_us: median_of(rounds.iter().map(|s| s.p99_ns as f64 / 1e3)),
+        rounds,
+        error,
+    }
+}
+
+/// Per (operation, threads): each module's medians, and the ratio of the first module to
+/// the second (the median of per-round ratios, each from two back-to-back measurements).
+fn pair_results(
+    op_list: &[Op],
+    thread_list: &[usize],
+    modules: &[&str],
+    samples: &Samples,
+    errors: &HashMap<(Op, usize, usize), String>,
+) -> (Vec<OpResult>, Vec<RatioResult>) {
+    let empty = Vec::new();
+    let rounds_of = |op: Op, t: usize, mi: usize| samples.get(&(op, t, mi)).unwrap_or(&empty);
+    let mut ops = Vec::new();
+    let mut ratios = Vec::new();
+    for &op in op_list {
+        for &t in thread_list {
+            for (mi, id) in modules.iter().enumerate() {
+                let rounds: Vec<RunStats> =
+                    rounds_of(op, t, mi).iter().flatten().copied().collect();
+                ops.push(op_result(
+                    op,
+                    t,
+                    id,
+                    rounds,
+                    errors.get(&(op, t, mi)).cloned(),
+                ));
+            }
+            let per_round: Vec<f64> = rounds_of(op, t, 0)
+                .iter()
+                .zip(rounds_of(op, t, 1))
+                .filter_map(|(x, y)| Some(x.as_ref()?.ops_per_s / y.as_ref()?.ops_per_s))
+                .collect();
+            ratios.push(RatioResult {
+                op: op.id().into(),
+                threads: t,
+                ratio: median(&per_round),
+                rounds: per_round,
+            });
+        }
+    }
+    (ops, ratios)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn assemble(
     o: &Options,
@@ -678,6 +849,7 @@ fn assemble(
     errors: &HashMap<(Op, usize, usize), String>,
     cpu: &[(Option<f64>, Option<f64>)],
     startup: Option<Startup>,
+    remote: Option<report::RemoteResults>,
     started_unix: u64,
     loadavg_start: String,
 ) -> Results {
@@ -705,44 +877,18 @@ fn assemble(
     let machine = machine_scaling.as_ref().and_then(|m| m.ratio);
 
     if o.suite.local() {
-        for &op in &o.ops {
-            for &t in &o.threads {
-                for (mi, spec) in specs.iter().enumerate() {
-                    let rounds: Vec<RunStats> =
-                        rounds_of(op, t, mi).iter().flatten().copied().collect();
-                    ops.push(OpResult {
-                        op: op.id().into(),
-                        threads: t,
-                        module: spec.id.into(),
-                        ops_per_s: median_of(rounds.iter().map(|s| s.ops_per_s)),
-                        p50_us: median_of(rounds.iter().map(|s| s.p50_ns as f64 / 1e3)),
-                        p99_us: median_of(rounds.iter().map(|s| s.p99_ns as f64 / 1e3)),
-                        rounds,
-                        error: errors.get(&(op, t, mi)).cloned(),
-                    });
-                }
-                // Ratios pair the two modules' measurements of the same round, taken
-                // back to back.
-                let per_round: Vec<f64> = rounds_of(op, t, 0)
-                    .iter()
-                    .zip(rounds_of(op, t, 1))
-                    .filter_map(|(x, y)| Some(x.as_ref()?.ops_per_s / y.as_ref()?.ops_per_s))
-                    .collect();
-                let r = median(&per_round);
-                if let Some(threshold) = ratio_target(op) {
-                    targets.push(TargetResult::new(
-                        format!("{}, {t} thread{}: {a} / {b}", op.title(), plural(t)),
-                        r,
-                        true,
-                        threshold,
-                    ));
-                }
-                ratios.push(RatioResult {
-                    op: op.id().into(),
-                    threads: t,
-                    ratio: r,
-                    rounds: per_round,
-                });
+        let ids: Vec<&str> = specs.iter().map(|s| s.id).collect();
+        (ops, ratios) = pair_results(&o.ops, &o.threads, &ids, samples, errors);
+        for rr in &ratios {
+            let op = Op::from_id(&rr.op).expect("known op");
+            let t = rr.threads;
+            if let Some(threshold) = ratio_target(op) {
+                targets.push(TargetResult::new(
+                    format!("{}, {t} thread{}: {a} / {b}", op.title(), plural(t)),
+                    rr.ratio,
+                    true,
+                    threshold,
+                ));
             }
         }
         if o.threads.contains(&1) && o.threads.contains(&2) {
@@ -819,11 +965,9 @@ fn assemble(
         }
     });
 
-    let remote = if o.suite.remote() {
-        planned_remote_rows()
-    } else {
-        Vec::new()
-    };
+    if let Some(r) = &remote {
+        targets.extend(remote::targets(r));
+    }
 
     Results {
         schema: 1,
@@ -875,34 +1019,6 @@ fn report_objects(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-/// The remote suite's rows. They need backends that do not exist yet; when they do, each
-/// row becomes a measurement here (a worker whose config points at the remote backend).
-fn planned_remote_rows() -> Vec<Planned> {
-    let status = "not measured: backend not built yet";
-    [
-        (
-            "aws-kms via loopback TCP proxy (+10 ms) to LocalStack: ECDSA P-256 sign, requests counted",
-            "-",
-        ),
-        (
-            "aws-kms via proxy: C_FindObjects / C_GetAttributeValue after first listing, requests",
-            "0 reqs",
-        ),
-        (
-            "pkcs11 backend → SoftHSM: sign ops/s, hsmux-over-SoftHSM / SoftHSM direct",
-            "≥0.95×",
-        ),
-    ]
-    .into_iter()
-    .map(|(name, target)| Planned {
-        suite: "remote".into(),
-        name: name.into(),
-        target: target.into(),
-        status: status.into(),
-    })
-    .collect()
 }
 
 /// Prints the table and writes OUT/results.json, keeping the previous one as

@@ -137,7 +137,12 @@ impl<'a> ThreadState<'a> {
             Op::AesGcm64k => 64 * 1024,
             _ => 1024,
         };
-        let find = if op == Op::FindByLabel {
+        let find = if op == Op::FindByLabel && bench.find_keys == 0 {
+            // A token without find keys (a remote one): the EC private key by label.
+            vec![Template::new()
+                .ulong(CKA_CLASS, CKO_PRIVATE_KEY)
+                .bytes(CKA_LABEL, EC_LABEL.as_bytes())]
+        } else if op == Op::FindByLabel {
             (0..bench.find_keys)
                 .map(|i| Template::new().bytes(CKA_LABEL, find_key_label(i).as_bytes()))
                 .collect()
@@ -266,6 +271,42 @@ impl<'a> ThreadState<'a> {
 impl Drop for ThreadState<'_> {
     fn drop(&mut self) {
         let _ = self.bench.module.close_session(self.session);
+    }
+}
+
+/// One session prepared for `op` (opened, first call checked), to run the operation a
+/// counted number of times from the calling thread: the remote suite counts the backend
+/// requests of exactly those calls.
+pub struct Prepared<'a>(ThreadState<'a>);
+
+impl<'a> Prepared<'a> {
+    /// Opens the session and makes the checked first call.
+    pub fn new(bench: &'a Bench<'a>, op: Op) -> Result<Self, String> {
+        let mut state = ThreadState::new(bench, op, 0)?;
+        state.check()?;
+        Ok(Prepared(state))
+    }
+
+    /// The operation this session was prepared for.
+    pub fn op(&self) -> Op {
+        self.0.op
+    }
+
+    /// Runs the operation `calls` times, one after the other; each call's latency.
+    pub fn repeat(&mut self, calls: u64) -> Result<RunStats, String> {
+        let mut latencies = Vec::with_capacity(calls as usize);
+        let start = Instant::now();
+        let mut t0 = start;
+        for _ in 0..calls {
+            self.0.run_once()?;
+            let t1 = Instant::now();
+            latencies.push((t1 - t0).as_nanos() as u64);
+            t0 = t1;
+        }
+        Ok(RunStats::from_latencies(
+            &mut latencies,
+            (t0 - start).as_secs_f64(),
+        ))
     }
 }
 

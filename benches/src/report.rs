@@ -52,8 +52,8 @@ pub struct Results {
     pub startup: Option<StartupResult>,
     /// Every target and whether this run met it.
     pub targets: Vec<TargetResult>,
-    /// Rows of the remote suite, which are not measured yet.
-    pub remote: Vec<Planned>,
+    /// The remote suite, when it was run.
+    pub remote: Option<RemoteResults>,
 }
 
 /// The machine the run was on.
@@ -174,10 +174,12 @@ pub struct TargetResult {
     pub name: String,
     /// The measured ratio.
     pub value: Option<f64>,
-    /// ">=" or "<=".
+    /// ">=", "<=" or "==".
     pub cmp: String,
     /// The bound.
     pub threshold: f64,
+    /// What `value` and `threshold` count: "×" (a ratio), "%", "req/call", "connections".
+    pub unit: String,
     /// "met", "NOT MET" or "not measured: …".
     pub status: String,
     /// Why a verdict cannot be trusted, when the run itself says so.
@@ -186,23 +188,46 @@ pub struct TargetResult {
 }
 
 impl TargetResult {
-    /// Evaluates `value cmp threshold`.
+    /// Evaluates the ratio `value >= threshold` (`at_least`) or `value <= threshold`.
     pub fn new(name: String, value: Option<f64>, at_least: bool, threshold: f64) -> Self {
+        Self::with(
+            name,
+            value,
+            if at_least { ">=" } else { "<=" },
+            threshold,
+            "×",
+        )
+    }
+
+    /// Evaluates `value cmp threshold` (`cmp` ">=", "<=" or "==") of a quantity in `unit`.
+    pub fn with(name: String, value: Option<f64>, cmp: &str, threshold: f64, unit: &str) -> Self {
         let status = match value {
             None => "not measured".to_string(),
-            Some(v) if (at_least && v >= threshold) || (!at_least && v <= threshold) => {
-                "met".to_string()
+            Some(v) => {
+                let ok = match cmp {
+                    ">=" => v >= threshold,
+                    "<=" => v <= threshold,
+                    _ => (v - threshold).abs() < 1e-9,
+                };
+                if ok { "met" } else { "NOT MET" }.to_string()
             }
-            Some(_) => "NOT MET".to_string(),
         };
         TargetResult {
             name,
             value,
-            cmp: if at_least { ">=" } else { "<=" }.to_string(),
+            cmp: cmp.to_string(),
             threshold,
+            unit: unit.to_string(),
             status,
             note: None,
         }
+    }
+
+    /// Marks the target as not measured, saying why.
+    pub fn unmeasured(mut self, why: &str) -> Self {
+        self.value = None;
+        self.status = format!("not measured: {why}");
+        self
     }
 
     /// The 2-threads / 1-thread target, read against the machine's own scaling in the
@@ -221,25 +246,168 @@ impl TargetResult {
     }
 
     fn bound(&self) -> String {
-        format!(
-            "{}{}×",
-            if self.cmp == ">=" { "≥" } else { "≤" },
-            trim_float(self.threshold)
-        )
+        let cmp = match self.cmp.as_str() {
+            ">=" => "≥",
+            "<=" => "≤",
+            _ => "=",
+        };
+        match self.unit.as_str() {
+            "×" | "%" => format!("{cmp}{}{}", trim_float(self.threshold), self.unit),
+            _ => format!("{cmp}{}", trim_float(self.threshold)),
+        }
+    }
+
+    fn value_text(&self) -> String {
+        if self.unit == "×" {
+            return ratio_near(self.value, Some(self.threshold));
+        }
+        unit_value(&self.unit, self.value)
     }
 }
 
-/// A row of a suite that cannot be measured yet.
+/// A target's value as the table shows it.
+fn unit_value(unit: &str, v: Option<f64>) -> String {
+    match (unit, v) {
+        (_, None) => "-".into(),
+        ("×", v) => ratio(v),
+        ("%", Some(v)) => format!("{v:.0}%"),
+        ("req/call", Some(v)) => format!("{v:.2}"),
+        (_, Some(v)) => format!("{v:.0}"),
+    }
+}
+
+/// The remote suite: remote backends, measured through hsmux.
+#[derive(Debug, Default, Serialize)]
+pub struct RemoteResults {
+    /// `backend = "pkcs11"` over SoftHSM against SoftHSM directly.
+    pub pkcs11: Pkcs11Overhead,
+    /// `backend = "aws-kms"` against LocalStack behind the delaying proxy.
+    pub aws_kms: KmsResults,
+}
+
+/// The routing cost of the `pkcs11` backend: the same vendor token and keys, used through
+/// hsmux and directly, in two worker processes alternated each round.
+#[derive(Debug, Default, Serialize)]
+pub struct Pkcs11Overhead {
+    /// The vendor library.
+    pub library: String,
+    /// Module ids: hsmux over the vendor library, then the vendor library itself.
+    pub modules: Vec<String>,
+    /// Creating the vendor token and its keys (once, in the vendor library), seconds.
+    pub keygen_s: Option<f64>,
+    /// One entry per (operation, threads, module).
+    pub ops: Vec<OpResult>,
+    /// hsmux / vendor ops/s per (operation, threads): median of per-round ratios.
+    pub ratios: Vec<RatioResult>,
+    /// Why nothing was measured, if so.
+    pub error: Option<String>,
+}
+
+/// The target of the pkcs11 backend: hsmux over the vendor ≥ this × the vendor directly.
+pub const PKCS11_OVERHEAD_TARGET: f64 = 0.95;
+/// 16 threads through one aws-kms token reach at least this share of 16 / round trip, %.
+pub const KMS_PARALLEL_TARGET: f64 = 80.0;
+
+/// Backend requests counted for a number of calls of one operation after warm-up.
 #[derive(Debug, Serialize)]
-pub struct Planned {
-    /// Suite it belongs to.
-    pub suite: String,
-    /// What it will measure.
-    pub name: String,
-    /// Its target.
-    pub target: String,
-    /// Why it is not measured.
-    pub status: String,
+pub struct Counted {
+    /// [`Op::id`].
+    pub op: String,
+    /// Calls made (one session, one after the other).
+    pub calls: u64,
+    /// HTTP requests the proxy forwarded meanwhile.
+    pub requests: u64,
+    /// TCP connections it accepted meanwhile.
+    pub connections: u64,
+    /// `requests / calls`.
+    pub per_call: f64,
+    /// The calls' latencies.
+    pub latency: RunStats,
+}
+
+/// `backend = "aws-kms"` through the loopback proxy to LocalStack.
+#[derive(Debug, Default, Serialize)]
+pub struct KmsResults {
+    /// LocalStack's endpoint.
+    pub endpoint: Option<String>,
+    /// The proxy's address (the token's `endpoint`).
+    pub proxy: Option<String>,
+    /// Delay the proxy adds to every request, ms.
+    pub delay_ms: u64,
+    /// The KMS key signed with (ECC_NIST_P256, alias/bench-ec).
+    pub key_id: Option<String>,
+    /// C_SignInit(CKM_ECDSA) + C_Sign after warm-up, requests counted.
+    pub sign: Option<Counted>,
+    /// C_FindObjects by label after warm-up.
+    pub find: Option<Counted>,
+    /// C_GetAttributeValue after warm-up.
+    pub get_attributes: Option<Counted>,
+    /// Round trip of one request through the proxy: median latency of the counted
+    /// C_Sign calls (one request each), ms.
+    pub round_trip_ms: Option<f64>,
+    /// Threads signing through one token.
+    pub threads: usize,
+    /// Their throughput, rounds and medians.
+    pub parallel: Option<OpResult>,
+    /// `threads / round trip`, ops/s.
+    pub ideal_ops_per_s: Option<f64>,
+    /// Median ops/s over the ideal, %.
+    pub efficiency_pct: Option<f64>,
+    /// Connections the proxy accepted before the timed rounds (warm-up included).
+    pub warm_connections: Option<u64>,
+    /// Connections the proxy accepted during the timed rounds (steady state).
+    pub steady_connections: Option<u64>,
+    /// Requests it forwarded during them (each round's own warm-up calls included).
+    pub steady_requests: Option<u64>,
+    /// Operations timed during them (warm-up calls not included).
+    pub steady_ops: Option<u64>,
+    /// Where the CPU went during the timed rounds.
+    pub cpu: Option<CpuSplit>,
+    /// The same token straight to LocalStack, without the proxy: what the service itself
+    /// allows (diagnostic, no target).
+    pub direct: Option<KmsDirect>,
+    /// Why nothing (or not everything) was measured.
+    pub error: Option<String>,
+}
+
+/// Signing straight against LocalStack (no proxy, no delay).
+#[derive(Debug, Default, Serialize)]
+pub struct KmsDirect {
+    /// Median latency of one C_Sign, one thread, ms.
+    pub round_trip_ms: Option<f64>,
+    /// The same number of threads as through the proxy.
+    pub parallel: Option<OpResult>,
+    /// Where the CPU went meanwhile.
+    pub cpu: Option<CpuSplit>,
+}
+
+/// CPU time of each process involved in a run of signatures, per signature, from /proc.
+#[derive(Debug, Default, Serialize)]
+pub struct CpuSplit {
+    /// Signatures the CPU time is divided by.
+    pub ops: u64,
+    /// The worker process: hsmux (SigV4, HTTP, JSON) and the bench's threads, µs.
+    pub worker_us_per_op: f64,
+    /// The orchestrator, i.e. the proxy's threads, µs.
+    pub proxy_us_per_op: f64,
+    /// LocalStack's process tree, µs (when its PID was given).
+    pub service_us_per_op: Option<f64>,
+    /// Busy share of all CPUs of the machine meanwhile, %.
+    pub machine_busy_pct: f64,
+}
+
+impl CpuSplit {
+    fn describe(&self) -> String {
+        format!(
+            "CPU per signature: hsmux worker {:.0} µs, proxy {:.0} µs, LocalStack {}; machine \
+             {:.0}% busy",
+            self.worker_us_per_op,
+            self.proxy_us_per_op,
+            self.service_us_per_op
+                .map_or_else(|| "not known".into(), |v| format!("{v:.0} µs")),
+            self.machine_busy_pct
+        )
+    }
 }
 
 /// The ratio target for `op` (hsmux / reference ops/s, same run), if it has one.
@@ -292,6 +460,14 @@ fn ratio(v: Option<f64>) -> String {
         None => "-".into(),
         Some(v) if v < 10.0 => format!("{v:.2}×"),
         Some(v) => format!("{v:.1}×"),
+    }
+}
+
+/// A ratio, with one more digit when two would round it onto `bound` (0.949 is not 0.95).
+fn ratio_near(v: Option<f64>, bound: Option<f64>) -> String {
+    match (v, bound) {
+        (Some(v), Some(b)) if v < 10.0 && (v - b).abs() < 0.005 && v != b => format!("{v:.3}×"),
+        _ => ratio(v),
     }
 }
 
@@ -384,6 +560,95 @@ impl Previous {
     }
 }
 
+/// The table of one comparison: per (operation, threads), both modules' ops/s, p50 and
+/// p99, their ratio, the ratio's target and, with `prev`, the change since the last run.
+fn pair_table(
+    o: &mut String,
+    a: &str,
+    b: &str,
+    ops: &[OpResult],
+    ratios: &[RatioResult],
+    target_of: impl Fn(Op) -> Option<f64>,
+    prev: Option<&Previous>,
+) {
+    let (wa, wb) = (11.max(a.len() + 6), 11.max(b.len() + 6));
+    let _ = writeln!(
+        o,
+        "{:<35} {:>3} | {:>wa$} {:>8} {:>8} | {:>wb$} {:>8} {:>8} | {:>8} | {:<15} | vs previous run",
+        "operation",
+        "thr",
+        format!("{a} ops/s"),
+        "p50 µs",
+        "p99 µs",
+        format!("{b} ops/s"),
+        "p50 µs",
+        "p99 µs",
+        "ratio",
+        "target",
+    );
+    let _ = writeln!(o, "{}", "-".repeat(128 + wa + wb));
+    let mut last_op = "";
+    for rr in ratios {
+        let op = Op::from_id(&rr.op).expect("known op");
+        let get = |m: &str| {
+            ops.iter()
+                .find(|x| x.op == rr.op && x.threads == rr.threads && x.module == m)
+        };
+        let (ra, rb) = (get(a), get(b));
+        let target = match target_of(op) {
+            None => String::new(),
+            Some(t) => {
+                let tr = TargetResult::new(String::new(), rr.ratio, true, t);
+                format!("{} {}", tr.bound(), tr.status)
+            }
+        };
+        let cols = |x: Option<&OpResult>, w: usize| match x {
+            Some(x) if x.error.is_some() => {
+                let e = x.error.as_deref().unwrap_or("");
+                let e = if e.contains("CKR_MECHANISM_INVALID") {
+                    "n/a (CKR_MECHANISM_INVALID)".to_string()
+                } else {
+                    format!("error: {e}")
+                };
+                let n = w + 18;
+                format!("{:<n$}", e.chars().take(n).collect::<String>())
+            }
+            Some(x) => format!(
+                "{:>w$} {:>8} {:>8}",
+                rate(x.ops_per_s),
+                micros(x.p50_us),
+                micros(x.p99_us)
+            ),
+            None => format!("{:>w$} {:>8} {:>8}", "-", "-", "-"),
+        };
+        let versus = prev
+            .and_then(|p| {
+                let now = ra?.ops_per_s?;
+                let before = p.ops_per_s(&rr.op, rr.threads, a)?;
+                Some(format!(
+                    "{a} {}{}",
+                    percent_change(now, before),
+                    p.ratio(&rr.op, rr.threads)
+                        .map_or_else(String::new, |x| format!(", ratio was {}", ratio(Some(x))))
+                ))
+            })
+            .unwrap_or_default();
+        let title = if rr.op == last_op { "" } else { op.title() };
+        last_op = &rr.op;
+        let _ = writeln!(
+            o,
+            "{:<35} {:>3} | {} | {} | {:>8} | {:<15} | {}",
+            title,
+            rr.threads,
+            cols(ra, wa),
+            cols(rb, wb),
+            ratio_near(rr.ratio, target_of(op)),
+            target,
+            versus
+        );
+    }
+}
+
 /// The table, as printed at the end of a run.
 pub fn render(r: &Results, prev: Option<&Previous>) -> String {
     let mut o = String::new();
@@ -419,84 +684,7 @@ pub fn render(r: &Results, prev: Option<&Previous>) -> String {
 
     if !r.ops.is_empty() {
         let _ = writeln!(o);
-        let _ = writeln!(
-            o,
-            "{:<35} {:>3} | {:>11} {:>8} {:>8} | {:>11} {:>8} {:>8} | {:>8} | {:<15} | vs previous run",
-            "operation",
-            "thr",
-            format!("{a} ops/s"),
-            "p50 µs",
-            "p99 µs",
-            format!("{b} ops/s"),
-            "p50 µs",
-            "p99 µs",
-            "ratio",
-            "target",
-        );
-        let _ = writeln!(o, "{}", "-".repeat(150));
-        let mut last_op = "";
-        for rr in &r.ratios {
-            let op = Op::from_id(&rr.op).expect("known op");
-            let get = |m: &str| {
-                r.ops
-                    .iter()
-                    .find(|x| x.op == rr.op && x.threads == rr.threads && x.module == m)
-            };
-            let (ra, rb) = (get(a), get(b));
-            let target = match ratio_target(op) {
-                None => String::new(),
-                Some(t) => {
-                    let tr = TargetResult::new(String::new(), rr.ratio, true, t);
-                    format!("{} {}", tr.bound(), tr.status)
-                }
-            };
-            let cols = |x: Option<&OpResult>| match x {
-                Some(x) if x.error.is_some() => {
-                    let e = x.error.as_deref().unwrap_or("");
-                    let e = if e.contains("CKR_MECHANISM_INVALID") {
-                        "n/a (CKR_MECHANISM_INVALID)".to_string()
-                    } else {
-                        format!("error: {e}")
-                    };
-                    format!("{:<29}", e.chars().take(29).collect::<String>())
-                }
-                Some(x) => format!(
-                    "{:>11} {:>8} {:>8}",
-                    rate(x.ops_per_s),
-                    micros(x.p50_us),
-                    micros(x.p99_us)
-                ),
-                None => format!("{:>11} {:>8} {:>8}", "-", "-", "-"),
-            };
-            let versus = prev
-                .and_then(|p| {
-                    let now = ra?.ops_per_s?;
-                    let before = p.ops_per_s(&rr.op, rr.threads, a)?;
-                    Some(format!(
-                        "{a} {}{}",
-                        percent_change(now, before),
-                        p.ratio(&rr.op, rr.threads)
-                            .map_or_else(String::new, |x| format!(
-                                ", ratio was {}",
-                                ratio(Some(x))
-                            ))
-                    ))
-                })
-                .unwrap_or_default();
-            let title = if rr.op == last_op { "" } else { op.title() };
-            last_op = &rr.op;
-            let _ = writeln!(
-                o,
-                "{:<35} {:>3} | {} | {} | {:>8} | {:<15} | {}",
-                title,
-                rr.threads,
-                cols(ra),
-                cols(rb),
-                ratio(rr.ratio),
-                target,
-                versus
-            );
-        }
+        pair_table(&mut o, a, b, &r.ops, &r.ratios, ratio_target, prev);
     }
 
     if !r.scaling.is_empty() {
@@ -609,14 +797,18 @@ pub fn render(r: &Results, prev: Option<&Previous>) -> String {
         );
     }
 
+    if let Some(remote) = &r.remote {
+        render_remote(&mut o, remote);
+    }
+
     if !r.targets.is_empty() {
         let _ = writeln!(o);
-        let _ = writeln!(o, "targets (ratios from this run):");
+        let _ = writeln!(o, "targets (from this run):");
         for t in &r.targets {
             let before = prev
                 .and_then(|p| p.target(&t.name))
                 .map_or_else(String::new, |v| {
-                    format!("   (previous run {})", ratio(Some(v)))
+                    format!("   (previous run {})", unit_value(&t.unit, Some(v)))
                 });
             let note = t
                 .note
@@ -624,23 +816,178 @@ pub fn render(r: &Results, prev: Option<&Previous>) -> String {
                 .map_or_else(String::new, |n| format!(" ({n})"));
             let _ = writeln!(
                 o,
-                "  {:<66} {:>8}  {:<6} {}{note}{}",
+                "  {:<76} {:>8}  {:<6} {}{note}{}",
                 t.name,
-                ratio(t.value),
+                t.value_text(),
                 t.bound(),
                 t.status,
                 before
             );
         }
     }
-    if !r.remote.is_empty() {
-        let _ = writeln!(o);
-        let _ = writeln!(o, "remote suite:");
-        for p in &r.remote {
-            let _ = writeln!(o, "  {:<90} {:<8} {}", p.name, p.target, p.status);
+    o
+}
+
+/// The remote suite's part of the table.
+fn render_remote(o: &mut String, r: &RemoteResults) {
+    let p = &r.pkcs11;
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "remote suite — pkcs11 backend: hsmux (backend = \"pkcs11\") over {} vs the same library \
+         directly; one vendor token and the same keys, a worker process each, alternated \
+         each round, medians of rounds",
+        p.library
+    );
+    if let Some(e) = &p.error {
+        let _ = writeln!(o, "  not measured: {e}");
+    }
+    if !p.ratios.is_empty() && p.modules.len() == 2 {
+        pair_table(
+            o,
+            &p.modules[0],
+            &p.modules[1],
+            &p.ops,
+            &p.ratios,
+            |_| Some(PKCS11_OVERHEAD_TARGET),
+            None,
+        );
+    }
+
+    let k = &r.aws_kms;
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "remote suite — aws-kms backend: a token whose endpoint is a loopback TCP proxy (+{} ms \
+         per request, requests and connections counted) in front of LocalStack{}",
+        k.delay_ms,
+        k.endpoint
+            .as_ref()
+            .map_or_else(String::new, |e| format!(" at {e}"))
+    );
+    if let Some(e) = &k.error {
+        let _ = writeln!(o, "  not (fully) measured: {e}");
+    }
+    for (t, detail) in kms_targets(k) {
+        let _ = writeln!(
+            o,
+            "  {:<66} {:>8}  {:<6} {:<12} {}",
+            t.name.trim_start_matches("aws-kms: "),
+            t.value_text(),
+            t.bound(),
+            t.status,
+            detail
+        );
+    }
+    if let Some(c) = &k.cpu {
+        let _ = writeln!(o, "  {} threads via the proxy, {}", k.threads, c.describe());
+    }
+    if let Some(d) = &k.direct {
+        let par = d.parallel.as_ref();
+        let _ = writeln!(
+            o,
+            "  LocalStack directly, no proxy (what the service allows, no target): C_Sign p50 \
+             {} ms on 1 thread; {} threads {} ops/s (p50 {} ms, p99 {} ms){}",
+            d.round_trip_ms
+                .map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+            k.threads,
+            rate(par.and_then(|p| p.ops_per_s)),
+            millis(par.and_then(|p| p.p50_us)),
+            millis(par.and_then(|p| p.p99_us)),
+            par.and_then(|p| p.error.as_ref())
+                .map_or_else(String::new, |e| format!(" error: {e}"))
+        );
+        if let Some(c) = &d.cpu {
+            let _ = writeln!(o, "  {} threads directly, {}", k.threads, c.describe());
         }
     }
-    o
+}
+
+fn millis(us: Option<f64>) -> String {
+    us.map_or_else(|| "-".into(), |v| format!("{:.1}", v / 1e3))
+}
+
+/// The aws-kms targets, each with the figures behind it.
+pub fn kms_targets(k: &KmsResults) -> Vec<(TargetResult, String)> {
+    let why = k.error.clone().unwrap_or_else(|| "not run".into());
+    let finish = |t: TargetResult| {
+        if t.value.is_none() {
+            t.unmeasured(&why)
+        } else {
+            t
+        }
+    };
+    let counted = |c: Option<&Counted>, name: &str, expect: f64| {
+        let t = finish(TargetResult::with(
+            format!("aws-kms: backend requests per {name}, after warm-up"),
+            c.map(|c| c.per_call),
+            "==",
+            expect,
+            "req/call",
+        ));
+        let detail = c.map_or_else(String::new, |c| {
+            format!(
+                "{} calls, {} requests, {} new connections; latency p50 {} ms, p99 {} ms",
+                c.calls,
+                c.requests,
+                c.connections,
+                millis(Some(c.latency.p50_ns as f64 / 1e3)),
+                millis(Some(c.latency.p99_ns as f64 / 1e3)),
+            )
+        });
+        (t, detail)
+    };
+    let mut out = vec![
+        counted(k.sign.as_ref(), "C_Sign (CKM_ECDSA P-256)", 1.0),
+        counted(k.find.as_ref(), "C_FindObjects by label", 0.0),
+        counted(k.get_attributes.as_ref(), "C_GetAttributeValue", 0.0),
+    ];
+    let par = k.parallel.as_ref();
+    out.push((
+        finish(TargetResult::with(
+            format!(
+                "aws-kms: {} threads signing via one token / ({} / round trip)",
+                k.threads, k.threads
+            ),
+            k.efficiency_pct,
+            ">=",
+            KMS_PARALLEL_TARGET,
+            "%",
+        )),
+        format!(
+            "{} ops/s (p50 {} ms, p99 {} ms) of ideal {} ops/s; round trip {} ms (1 thread, \
+             C_Sign p50, one request each)",
+            rate(par.and_then(|p| p.ops_per_s)),
+            millis(par.and_then(|p| p.p50_us)),
+            millis(par.and_then(|p| p.p99_us)),
+            rate(k.ideal_ops_per_s),
+            k.round_trip_ms
+                .map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+        ),
+    ));
+    out.push((
+        finish(TargetResult::with(
+            format!(
+                "aws-kms: TCP connections accepted during the {}-thread rounds",
+                k.threads
+            ),
+            k.steady_connections.map(|c| c as f64),
+            "<=",
+            k.threads as f64,
+            "connections",
+        )),
+        format!(
+            "{} accepted before them (warm-up included); {} requests for {} timed ops{}",
+            k.warm_connections
+                .map_or_else(|| "-".into(), |c| c.to_string()),
+            k.steady_requests
+                .map_or_else(|| "-".into(), |c| thousands(c as f64)),
+            k.steady_ops
+                .map_or_else(|| "-".into(), |c| thousands(c as f64)),
+            " (each round's own warm-up calls add requests)"
+        ),
+    ));
+    out
 }
 
 #[cfg(test)]

@@ -209,3 +209,32 @@ pub fn create_data_objects(
     }
     Ok(start.elapsed().as_secs_f64())
 }
+
+/// The keys of a token prepared earlier (or outside hsmux, such as a KMS account), found
+/// by label: the EC private key must be there; an absent RSA or AES key is
+/// `CK_INVALID_HANDLE` (operations on it are not asked for).
+pub fn lookup_keys(module: &Module, session: CK_SESSION_HANDLE) -> Result<Keys, String> {
+    let find = |class: CK_OBJECT_CLASS, label: &str| -> Result<CK_OBJECT_HANDLE, String> {
+        let template = Template::new()
+            .ulong(CKA_CLASS, class)
+            .bytes(CKA_LABEL, label.as_bytes());
+        let mut handles = [0; 2];
+        match module
+            .find(session, &template, &mut handles)
+            .ctx("C_FindObjects")?
+        {
+            0 => Ok(CK_INVALID_HANDLE),
+            1 => Ok(handles[0]),
+            n => Err(format!("{n} objects labelled {label:?}, expected one")),
+        }
+    };
+    let ec = find(CKO_PRIVATE_KEY, EC_LABEL)?;
+    if ec == CK_INVALID_HANDLE {
+        return Err(format!("no private key labelled {EC_LABEL:?} on the token"));
+    }
+    Ok(Keys {
+        ec,
+        rsa: find(CKO_PRIVATE_KEY, RSA_LABEL)?,
+        aes: find(CKO_SECRET_KEY, AES_LABEL)?,
+    })
+}
