@@ -41,7 +41,8 @@ struct Shared {
     stop: AtomicBool,
     connections: AtomicU64,
     requests: AtomicU64,
-    delay: Duration,
+    /// Delay per request, ns (changeable while running).
+    delay_ns: AtomicU64,
     upstream: SocketAddr,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -71,7 +72,7 @@ impl Proxy {
             stop: AtomicBool::new(false),
             connections: AtomicU64::new(0),
             requests: AtomicU64::new(0),
-            delay,
+            delay_ns: AtomicU64::new(delay.as_nanos() as u64),
             upstream,
             threads: Mutex::new(Vec::new()),
         });
@@ -109,6 +110,13 @@ impl Proxy {
             connections: self.shared.connections.load(Ordering::SeqCst),
             requests: self.shared.requests.load(Ordering::SeqCst),
         }
+    }
+
+    /// Changes the delay of the requests to come.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared
+            .delay_ns
+            .store(delay.as_nanos() as u64, Ordering::SeqCst);
     }
 
     /// Stops accepting, ends every connection and joins every thread.
@@ -191,7 +199,8 @@ fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, requests: bool)
                     let k = count_request_lines(&mut tail, &buf[..n]);
                     if k > 0 {
                         shared.requests.fetch_add(k, Ordering::SeqCst);
-                        let until = arrived + shared.delay;
+                        let delay = Duration::from_nanos(shared.delay_ns.load(Ordering::SeqCst));
+                        let until = arrived + delay;
                         let now = Instant::now();
                         if until > now {
                             std::thread::sleep(until - now);

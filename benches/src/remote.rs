@@ -15,8 +15,8 @@ use crate::child::{Reply, Request};
 use crate::ops::Op;
 use crate::proxy::{Counts, Proxy};
 use crate::report::{
-    kms_targets, Counted, CpuSplit, KmsDirect, KmsResults, OpResult, Pkcs11Overhead, RemoteResults,
-    TargetResult, PKCS11_OVERHEAD_TARGET,
+    kms_targets, Counted, CpuSplit, KmsDirect, KmsResults, KmsSlow, OpResult, Pkcs11Overhead,
+    RemoteResults, TargetResult, PKCS11_OVERHEAD_TARGET,
 };
 use crate::stats::RunStats;
 use crate::token::USER_PIN;
@@ -45,6 +45,12 @@ const KMS_TOKEN: &str = "kms";
 const KMS_DIRECT_TOKEN: &str = "kms-direct";
 /// Calls counted for C_FindObjects and C_GetAttributeValue (cheap: no request expected).
 const CHEAP_CALLS: u64 = 200;
+/// The longer delay of the diagnostic phase, ms: 16 threads / (100 ms + LocalStack's
+/// ~3 ms) ≈ 155 ops/s, about a third of what one LocalStack process (~2.3 ms of CPU per
+/// Sign, one core) serves on this kind of machine, so it queues little.
+const SLOW_DELAY_MS: u64 = 100;
+/// Counted calls that measure its round trip.
+const SLOW_CALLS: u64 = 20;
 /// The signing operations of the pkcs11 comparison.
 const PKCS11_OPS: [Op; 2] = [Op::EcdsaP256, Op::RsaPkcs];
 
@@ -441,6 +447,46 @@ fn aws_kms(o: &Options, work: &Path, endpoint: &str, k: &mut KmsResults) -> Resu
             k.efficiency_pct = par.ops_per_s.map(|v| v / ideal * 100.0);
         }
         k.parallel = Some(par);
+
+        // Diagnostic: the same with a longer delay, where the ideal is below what
+        // LocalStack can serve, so only hsmux (or the proxy) could hold the threads back.
+        proxy.set_delay(Duration::from_millis(SLOW_DELAY_MS));
+        let slow = (|| {
+            let one = count(&mut w, &proxy, Op::EcdsaP256, SLOW_CALLS)?;
+            let rtt = one.latency.p50_ns as f64 / 1e9;
+            let mut rounds = Vec::new();
+            let mut error = None;
+            for _ in 0..if o.quick { 1 } else { 2 } {
+                match measure(&mut w, n, o.kms_duration_ms, o.warmup_ms) {
+                    Ok(s) => {
+                        eprintln!(
+                            "  +{SLOW_DELAY_MS} ms: {n} threads {:.0} ops/s, ideal {:.0}",
+                            s.ops_per_s,
+                            n as f64 / rtt
+                        );
+                        rounds.push(s);
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let par = op_result(Op::EcdsaP256, n, HSMUX_KMS, rounds, error);
+            let ideal = (rtt > 0.0).then(|| n as f64 / rtt);
+            Ok::<_, String>(KmsSlow {
+                delay_ms: SLOW_DELAY_MS,
+                round_trip_ms: Some(rtt * 1e3),
+                ideal_ops_per_s: ideal,
+                efficiency_pct: par.ops_per_s.zip(ideal).map(|(v, i)| v / i * 100.0),
+                parallel: Some(par),
+            })
+        })();
+        proxy.set_delay(Duration::from_millis(o.kms_delay_ms));
+        match slow {
+            Ok(s) => k.slow = Some(s),
+            Err(e) => eprintln!("  +{SLOW_DELAY_MS} ms phase: {e}"),
+        }
         Ok::<_, String>(())
     })();
     w.quit();

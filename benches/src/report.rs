@@ -363,11 +363,29 @@ pub struct KmsResults {
     pub steady_ops: Option<u64>,
     /// Where the CPU went during the timed rounds.
     pub cpu: Option<CpuSplit>,
+    /// The same with a longer delay, where `threads / round trip` is below what LocalStack
+    /// can serve (diagnostic, no target).
+    pub slow: Option<KmsSlow>,
     /// The same token straight to LocalStack, without the proxy: what the service itself
     /// allows (diagnostic, no target).
     pub direct: Option<KmsDirect>,
     /// Why nothing (or not everything) was measured.
     pub error: Option<String>,
+}
+
+/// Signing through the proxy with a longer delay.
+#[derive(Debug, Default, Serialize)]
+pub struct KmsSlow {
+    /// Delay per request, ms.
+    pub delay_ms: u64,
+    /// Median latency of one C_Sign, one thread, ms.
+    pub round_trip_ms: Option<f64>,
+    /// `threads / round trip`, ops/s.
+    pub ideal_ops_per_s: Option<f64>,
+    /// Throughput of the threads.
+    pub parallel: Option<OpResult>,
+    /// Median ops/s over the ideal, %.
+    pub efficiency_pct: Option<f64>,
 }
 
 /// Signing straight against LocalStack (no proxy, no delay).
@@ -881,6 +899,40 @@ fn render_remote(o: &mut String, r: &RemoteResults) {
     }
     if let Some(c) = &k.cpu {
         let _ = writeln!(o, "  {} threads via the proxy, {}", k.threads, c.describe());
+        if let Some(s) = c.service_us_per_op.filter(|&s| s > 0.0) {
+            let ceiling = 1e6 / s;
+            let _ = writeln!(
+                o,
+                "  LocalStack's ceiling at that cost on one core (one Python process): {} ops/s; \
+                 {} threads reached {}",
+                rate(Some(ceiling)),
+                k.threads,
+                k.parallel.as_ref().and_then(|p| p.ops_per_s).map_or_else(
+                    || "-".into(),
+                    |v| format!("{:.0}% of it", v / ceiling * 100.0)
+                )
+            );
+        }
+    }
+    if let Some(s) = &k.slow {
+        let par = s.parallel.as_ref();
+        let _ = writeln!(
+            o,
+            "  with +{} ms per request instead (ideal below that ceiling; no target): {} threads \
+             {} ops/s = {} of ideal {} ops/s (round trip {} ms; p50 {} ms, p99 {} ms){}",
+            s.delay_ms,
+            k.threads,
+            rate(par.and_then(|p| p.ops_per_s)),
+            s.efficiency_pct
+                .map_or_else(|| "-".into(), |v| format!("{v:.0}%")),
+            rate(s.ideal_ops_per_s),
+            s.round_trip_ms
+                .map_or_else(|| "-".into(), |v| format!("{v:.2}")),
+            millis(par.and_then(|p| p.p50_us)),
+            millis(par.and_then(|p| p.p99_us)),
+            par.and_then(|p| p.error.as_ref())
+                .map_or_else(String::new, |e| format!(" error: {e}"))
+        );
     }
     if let Some(d) = &k.direct {
         let par = d.parallel.as_ref();
