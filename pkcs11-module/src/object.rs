@@ -97,8 +97,77 @@ impl Object {
     }
 }
 
-/// The attribute types an object of this class and key/certificate type may carry.
-pub fn allowed(class: CK_OBJECT_CLASS, subtype: CK_ULONG) -> &'static [CK_ATTRIBUTE_TYPE] {
+/// Attributes of every key.
+const KEY: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_KEY_TYPE,
+    CKA_ID,
+    CKA_START_DATE,
+    CKA_END_DATE,
+    CKA_DERIVE,
+    CKA_LOCAL,
+    CKA_KEY_GEN_MECHANISM,
+    CKA_ALLOWED_MECHANISMS,
+];
+/// Attributes of every public key.
+const PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_SUBJECT,
+    CKA_ENCRYPT,
+    CKA_VERIFY,
+    CKA_VERIFY_RECOVER,
+    CKA_WRAP,
+    CKA_TRUSTED,
+    CKA_PUBLIC_KEY_INFO,
+];
+/// Attributes of every private key.
+const PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_SUBJECT,
+    CKA_SENSITIVE,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_SIGN_RECOVER,
+    CKA_UNWRAP,
+    CKA_EXTRACTABLE,
+    CKA_ALWAYS_SENSITIVE,
+    CKA_NEVER_EXTRACTABLE,
+    CKA_WRAP_WITH_TRUSTED,
+    CKA_ALWAYS_AUTHENTICATE,
+    CKA_PUBLIC_KEY_INFO,
+];
+/// Attributes of every secret key.
+const SECRET: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_SENSITIVE,
+    CKA_ENCRYPT,
+    CKA_DECRYPT,
+    CKA_SIGN,
+    CKA_VERIFY,
+    CKA_WRAP,
+    CKA_UNWRAP,
+    CKA_EXTRACTABLE,
+    CKA_ALWAYS_SENSITIVE,
+    CKA_NEVER_EXTRACTABLE,
+    CKA_CHECK_VALUE,
+    CKA_WRAP_WITH_TRUSTED,
+    CKA_TRUSTED,
+    CKA_VALUE,
+    CKA_VALUE_LEN,
+];
+const RSA_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_MODULUS, CKA_MODULUS_BITS, CKA_PUBLIC_EXPONENT];
+const RSA_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[
+    CKA_MODULUS,
+    CKA_PUBLIC_EXPONENT,
+    CKA_PRIVATE_EXPONENT,
+    CKA_PRIME_1,
+    CKA_PRIME_2,
+    CKA_EXPONENT_1,
+    CKA_EXPONENT_2,
+    CKA_COEFFICIENT,
+];
+const EC_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_EC_POINT];
+const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
+
+/// The attribute types an object of this class and key/certificate type may carry
+/// besides [`COMMON`], as the lists of its class, its kind and its type.
+pub fn allowed(class: CK_OBJECT_CLASS, subtype: CK_ULONG) -> [&'static [CK_ATTRIBUTE_TYPE]; 3] {
     const DATA: &[CK_ATTRIBUTE_TYPE] = &[CKA_APPLICATION, CKA_OBJECT_ID, CKA_VALUE];
     const CERT_X509: &[CK_ATTRIBUTE_TYPE] = &[
         CKA_CERTIFICATE_TYPE,
@@ -119,133 +188,15 @@ pub fn allowed(class: CK_OBJECT_CLASS, subtype: CK_ULONG) -> &'static [CK_ATTRIB
         CKA_JAVA_MIDP_SECURITY_DOMAIN,
         CKA_NAME_HASH_ALGORITHM,
     ];
-    const PUB_RSA: &[CK_ATTRIBUTE_TYPE] = &[
-        CKA_KEY_TYPE,
-        CKA_ID,
-        CKA_START_DATE,
-        CKA_END_DATE,
-        CKA_DERIVE,
-        CKA_LOCAL,
-        CKA_KEY_GEN_MECHANISM,
-        CKA_ALLOWED_MECHANISMS,
-        CKA_SUBJECT,
-        CKA_ENCRYPT,
-        CKA_VERIFY,
-        CKA_VERIFY_RECOVER,
-        CKA_WRAP,
-        CKA_TRUSTED,
-        CKA_PUBLIC_KEY_INFO,
-        CKA_MODULUS,
-        CKA_MODULUS_BITS,
-        CKA_PUBLIC_EXPONENT,
-    ];
-    const PUB_EC: &[CK_ATTRIBUTE_TYPE] = &[
-        CKA_KEY_TYPE,
-        CKA_ID,
-        CKA_START_DATE,
-        CKA_END_DATE,
-        CKA_DERIVE,
-        CKA_LOCAL,
-        CKA_KEY_GEN_MECHANISM,
-        CKA_ALLOWED_MECHANISMS,
-        CKA_SUBJECT,
-        CKA_ENCRYPT,
-        CKA_VERIFY,
-        CKA_VERIFY_RECOVER,
-        CKA_WRAP,
-        CKA_TRUSTED,
-        CKA_PUBLIC_KEY_INFO,
-        CKA_EC_PARAMS,
-        CKA_EC_POINT,
-    ];
-    const PRIV_RSA: &[CK_ATTRIBUTE_TYPE] = &[
-        CKA_KEY_TYPE,
-        CKA_ID,
-        CKA_START_DATE,
-        CKA_END_DATE,
-        CKA_DERIVE,
-        CKA_LOCAL,
-        CKA_KEY_GEN_MECHANISM,
-        CKA_ALLOWED_MECHANISMS,
-        CKA_SUBJECT,
-        CKA_SENSITIVE,
-        CKA_DECRYPT,
-        CKA_SIGN,
-        CKA_SIGN_RECOVER,
-        CKA_UNWRAP,
-        CKA_EXTRACTABLE,
-        CKA_ALWAYS_SENSITIVE,
-        CKA_NEVER_EXTRACTABLE,
-        CKA_WRAP_WITH_TRUSTED,
-        CKA_ALWAYS_AUTHENTICATE,
-        CKA_PUBLIC_KEY_INFO,
-        CKA_MODULUS,
-        CKA_PUBLIC_EXPONENT,
-        CKA_PRIVATE_EXPONENT,
-        CKA_PRIME_1,
-        CKA_PRIME_2,
-        CKA_EXPONENT_1,
-        CKA_EXPONENT_2,
-        CKA_COEFFICIENT,
-    ];
-    const PRIV_EC: &[CK_ATTRIBUTE_TYPE] = &[
-        CKA_KEY_TYPE,
-        CKA_ID,
-        CKA_START_DATE,
-        CKA_END_DATE,
-        CKA_DERIVE,
-        CKA_LOCAL,
-        CKA_KEY_GEN_MECHANISM,
-        CKA_ALLOWED_MECHANISMS,
-        CKA_SUBJECT,
-        CKA_SENSITIVE,
-        CKA_DECRYPT,
-        CKA_SIGN,
-        CKA_SIGN_RECOVER,
-        CKA_UNWRAP,
-        CKA_EXTRACTABLE,
-        CKA_ALWAYS_SENSITIVE,
-        CKA_NEVER_EXTRACTABLE,
-        CKA_WRAP_WITH_TRUSTED,
-        CKA_ALWAYS_AUTHENTICATE,
-        CKA_PUBLIC_KEY_INFO,
-        CKA_EC_PARAMS,
-        CKA_VALUE,
-    ];
-    const SECRET: &[CK_ATTRIBUTE_TYPE] = &[
-        CKA_KEY_TYPE,
-        CKA_ID,
-        CKA_START_DATE,
-        CKA_END_DATE,
-        CKA_DERIVE,
-        CKA_LOCAL,
-        CKA_KEY_GEN_MECHANISM,
-        CKA_ALLOWED_MECHANISMS,
-        CKA_SENSITIVE,
-        CKA_ENCRYPT,
-        CKA_DECRYPT,
-        CKA_SIGN,
-        CKA_VERIFY,
-        CKA_WRAP,
-        CKA_UNWRAP,
-        CKA_EXTRACTABLE,
-        CKA_ALWAYS_SENSITIVE,
-        CKA_NEVER_EXTRACTABLE,
-        CKA_CHECK_VALUE,
-        CKA_WRAP_WITH_TRUSTED,
-        CKA_TRUSTED,
-        CKA_VALUE,
-        CKA_VALUE_LEN,
-    ];
     match (class, subtype) {
-        (CKO_DATA, _) => DATA,
-        (CKO_CERTIFICATE, CKC_X_509) => CERT_X509,
-        (CKO_PUBLIC_KEY, CKK_RSA) => PUB_RSA,
-        (CKO_PUBLIC_KEY, CKK_EC | CKK_EC_EDWARDS) => PUB_EC,
-        (CKO_PRIVATE_KEY, CKK_RSA) => PRIV_RSA,
-        (CKO_PRIVATE_KEY, CKK_EC | CKK_EC_EDWARDS) => PRIV_EC,
-        (CKO_SECRET_KEY, _) => SECRET,
-        _ => &[],
+        (CKO_DATA, _) => [DATA, &[], &[]],
+        (CKO_CERTIFICATE, CKC_X_509) => [CERT_X509, &[], &[]],
+        (CKO_PUBLIC_KEY, CKK_RSA) => [KEY, PUBLIC, RSA_PUBLIC],
+        (CKO_PUBLIC_KEY, CKK_EC | CKK_EC_EDWARDS) => [KEY, PUBLIC, EC_PUBLIC],
+        (CKO_PRIVATE_KEY, CKK_RSA) => [KEY, PRIVATE, RSA_PRIVATE],
+        (CKO_PRIVATE_KEY, CKK_EC | CKK_EC_EDWARDS) => [KEY, PRIVATE, EC_PRIVATE],
+        (CKO_SECRET_KEY, _) => [KEY, SECRET, &[]],
+        _ => [&[], &[], &[]],
     }
 }
 
@@ -263,7 +214,7 @@ const COMMON: &[CK_ATTRIBUTE_TYPE] = &[
 
 /// Whether an object of this class/subtype may carry `t`.
 pub fn is_valid_for(class: CK_OBJECT_CLASS, subtype: CK_ULONG, t: CK_ATTRIBUTE_TYPE) -> bool {
-    COMMON.contains(&t) || allowed(class, subtype).contains(&t)
+    COMMON.contains(&t) || allowed(class, subtype).iter().any(|list| list.contains(&t))
 }
 
 /// Attributes holding secret key material: never returned when sensitive or
