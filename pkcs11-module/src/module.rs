@@ -1054,19 +1054,7 @@ impl Module {
         data: &[u8],
         out: Out<'_>,
     ) -> Result<Produced> {
-        let (s, _) = self.session(h)?;
-        let mut ops = s.ops();
-        if !encrypt {
-            ops.require_auth(false)?;
-        }
-        let slot = Self::cipher_slot(&mut ops, encrypt);
-        deliver(
-            slot,
-            out,
-            Call::Single,
-            |op| op.oneshot_len(data.len()),
-            |op| op.oneshot(data),
-        )
+        self.cipher_call(h, encrypt, Call::Single, data, out)
     }
 
     /// `C_EncryptUpdate` / `C_DecryptUpdate`.
@@ -1077,19 +1065,7 @@ impl Module {
         data: &[u8],
         out: Out<'_>,
     ) -> Result<Produced> {
-        let (s, _) = self.session(h)?;
-        let mut ops = s.ops();
-        if !encrypt {
-            ops.require_auth(false)?;
-        }
-        let slot = Self::cipher_slot(&mut ops, encrypt);
-        deliver(
-            slot,
-            out,
-            Call::Update,
-            |op| op.update_len(data.len()),
-            |op| op.update(data),
-        )
+        self.cipher_call(h, encrypt, Call::Update, data, out)
     }
 
     /// `C_EncryptFinal` / `C_DecryptFinal`.
@@ -1099,19 +1075,41 @@ impl Module {
         encrypt: bool,
         out: Out<'_>,
     ) -> Result<Produced> {
+        self.cipher_call(h, encrypt, Call::Final, &[], out)
+    }
+
+    fn cipher_call(
+        &self,
+        h: CK_SESSION_HANDLE,
+        encrypt: bool,
+        call: Call,
+        data: &[u8],
+        out: Out<'_>,
+    ) -> Result<Produced> {
         let (s, _) = self.session(h)?;
         let mut ops = s.ops();
         if !encrypt {
             ops.require_auth(false)?;
         }
         let slot = Self::cipher_slot(&mut ops, encrypt);
-        deliver(
-            slot,
-            out,
-            Call::Final,
-            |op| op.finish_len(),
-            |op| op.finish(),
-        )
+        let len = data.len();
+        match call {
+            Call::Single => deliver(
+                slot,
+                out,
+                call,
+                |op| op.oneshot_len(len),
+                |op| op.oneshot(data),
+            ),
+            Call::Update => deliver(
+                slot,
+                out,
+                call,
+                |op| op.update_len(len),
+                |op| op.update(data),
+            ),
+            Call::Final => deliver(slot, out, call, |op| op.finish_len(), |op| op.finish()),
+        }
     }
 
     // ---- message-based encryption (3.0) ------------------------------------------
