@@ -337,24 +337,8 @@ impl Module {
         data: &[u8],
         out: &mut [u8],
     ) -> P11<usize> {
-        let init = self
-            .functions()
-            .C_SignInit
-            .ok_or(Rv(CKR_FUNCTION_NOT_SUPPORTED))?;
-        // SAFETY: `m` points at a live mechanism (and its parameter) for the call.
-        mechanism.with_raw(|m| check(unsafe { init(session, m, key) }))?;
-        let mut len = ulong(out.len());
-        call!(
-            self,
-            C_Sign(
-                session,
-                data.as_ptr() as *mut u8,
-                ulong(data.len()),
-                out.as_mut_ptr(),
-                &mut len
-            )
-        )?;
-        Ok(len as usize)
+        self.keyed_init(self.functions().C_SignInit, session, mechanism, key)?;
+        self.one_shot(self.functions().C_Sign, session, data, out)
     }
 
     /// `C_EncryptInit` + `C_Encrypt` into `out`: the ciphertext length.
@@ -366,24 +350,8 @@ impl Module {
         data: &[u8],
         out: &mut [u8],
     ) -> P11<usize> {
-        let init = self
-            .functions()
-            .C_EncryptInit
-            .ok_or(Rv(CKR_FUNCTION_NOT_SUPPORTED))?;
-        // SAFETY: `m` points at a live mechanism (and its parameter) for the call.
-        mechanism.with_raw(|m| check(unsafe { init(session, m, key) }))?;
-        let mut len = ulong(out.len());
-        call!(
-            self,
-            C_Encrypt(
-                session,
-                data.as_ptr() as *mut u8,
-                ulong(data.len()),
-                out.as_mut_ptr(),
-                &mut len
-            )
-        )?;
-        Ok(len as usize)
+        self.keyed_init(self.functions().C_EncryptInit, session, mechanism, key)?;
+        self.one_shot(self.functions().C_Encrypt, session, data, out)
     }
 
     /// `C_DigestInit` + `C_Digest` into `out`: the digest length.
@@ -400,17 +368,43 @@ impl Module {
             .ok_or(Rv(CKR_FUNCTION_NOT_SUPPORTED))?;
         // SAFETY: `m` points at a live mechanism for the call.
         mechanism.with_raw(|m| check(unsafe { init(session, m) }))?;
+        self.one_shot(self.functions().C_Digest, session, data, out)
+    }
+
+    /// A `C_*Init` that takes a mechanism and a key (sign, encrypt: one C type).
+    fn keyed_init(
+        &self,
+        init: CK_C_SignInit,
+        session: CK_SESSION_HANDLE,
+        mechanism: &Mech,
+        key: CK_OBJECT_HANDLE,
+    ) -> P11<()> {
+        let init = init.ok_or(Rv(CKR_FUNCTION_NOT_SUPPORTED))?;
+        // SAFETY: `m` points at a live mechanism (and its parameter) for the call.
+        mechanism.with_raw(|m| check(unsafe { init(session, m, key) }))
+    }
+
+    /// A single-part call from `data` into `out` (sign, encrypt, digest: one C type):
+    /// the output length.
+    fn one_shot(
+        &self,
+        f: CK_C_Sign,
+        session: CK_SESSION_HANDLE,
+        data: &[u8],
+        out: &mut [u8],
+    ) -> P11<usize> {
+        let f = f.ok_or(Rv(CKR_FUNCTION_NOT_SUPPORTED))?;
         let mut len = ulong(out.len());
-        call!(
-            self,
-            C_Digest(
+        // SAFETY: `data` and `out` are live buffers passed with their true lengths.
+        check(unsafe {
+            f(
                 session,
                 data.as_ptr() as *mut u8,
                 ulong(data.len()),
                 out.as_mut_ptr(),
-                &mut len
+                &mut len,
             )
-        )?;
+        })?;
         Ok(len as usize)
     }
 
