@@ -240,39 +240,97 @@ pub struct KeySpec {
     pub extra: (RawAttributes, RawAttributes),
 }
 
-/// Which requests a backend can serve; the token advertises mechanisms from this.
+/// How a service chooses the PSS salt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PssSalt {
+    /// Any salt length the key size allows.
+    Any,
+    /// Only a salt as long as the hash.
+    HashLen,
+}
+
+/// How a service chooses the MGF1 hash of PSS and OAEP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mgf {
+    /// Any MGF1 hash.
+    Any,
+    /// Only MGF1 over the scheme's own hash.
+    SameHash,
+}
+
+/// One signature scheme a service computes with a private key it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignScheme {
+    /// ECDSA over a digest of `hash` (`None`: raw `CKM_ECDSA`, a digest of unknown
+    /// origin), with keys on `curves` (DER OIDs as in `CKA_EC_PARAMS`; empty: any curve).
+    Ecdsa {
+        /// The digest's hash.
+        hash: Option<Hash>,
+        /// The curves the scheme works with; empty: every curve.
+        curves: Vec<Vec<u8>>,
+    },
+    /// RSASSA-PKCS1-v1_5 over a DigestInfo of `hash` (`None`: arbitrary data up to
+    /// k−11 bytes, as raw `CKM_RSA_PKCS` allows; without it, raw `CKM_RSA_PKCS` input
+    /// must be a DigestInfo of one of the scheme hashes).
+    RsaPkcs1 {
+        /// The DigestInfo's hash.
+        hash: Option<Hash>,
+    },
+    /// RSASSA-PSS over a digest of `hash`.
+    RsaPss {
+        /// The message hash.
+        hash: Hash,
+        /// Which salt lengths.
+        salt: PssSalt,
+        /// Which MGF1 hashes.
+        mgf: Mgf,
+    },
+    /// Ed25519 over the whole message.
+    EdDsa,
+}
+
+/// One decryption scheme a service runs with a private key it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecryptScheme {
+    /// RSAES-OAEP with `hash`.
+    RsaOaep {
+        /// The label hash.
+        hash: Hash,
+        /// Which MGF1 hashes.
+        mgf: Mgf,
+        /// A non-empty label is honoured.
+        label: bool,
+    },
+    /// RSAES-PKCS1-v1_5.
+    RsaPkcs1,
+    /// Raw RSA.
+    RsaRaw,
+}
+
+/// A symmetric scheme a service runs, both ways, with a secret key it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SymmetricScheme {
+    /// AES-GCM.
+    AesGcm,
+    /// AES-CBC with PKCS#7 padding.
+    AesCbcPad,
+    /// The service's own authenticated format ([`CipherRequest::ServiceSymmetric`]).
+    ServiceSymmetric,
+}
+
+/// Exactly what a backend's keys can do; the token advertises mechanisms from this and
+/// nothing else, and refuses at `C_*Init` what it does not list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Capabilities {
-    /// ECDSA over digests.
-    pub ecdsa: bool,
-    /// RSASSA-PKCS1-v1_5 (any DigestInfo, or raw data when `rsa_pkcs1_raw`).
-    pub rsa_pkcs1: bool,
-    /// Raw-data PKCS#1 v1.5 signing (input not a DigestInfo of a known hash).
-    pub rsa_pkcs1_raw: bool,
-    /// RSASSA-PSS; `pss_salt_is_hash_len` when the service only takes salt = hash length.
-    pub rsa_pss: bool,
-    /// See [`Capabilities::rsa_pss`].
-    pub pss_salt_is_hash_len: bool,
-    /// Hashes the service accepts for signatures, OAEP and HMAC.
-    pub hashes: Vec<Hash>,
-    /// HMAC.
-    pub hmac: bool,
-    /// Ed25519.
-    pub eddsa: bool,
-    /// RSAES-OAEP decryption (`oaep_label`: labels allowed; `oaep_mgf_any`: MGF hash may differ).
-    pub rsa_oaep: bool,
-    /// See [`Capabilities::rsa_oaep`].
-    pub oaep_label: bool,
-    /// See [`Capabilities::rsa_oaep`].
-    pub oaep_mgf_any: bool,
-    /// RSAES-PKCS1-v1_5 decryption.
-    pub rsa_pkcs1_decrypt: bool,
-    /// Raw RSA.
-    pub rsa_raw: bool,
-    /// AES-GCM and AES-CBC-PAD with keys in the service.
-    pub aes: bool,
-    /// The service's own symmetric format.
-    pub service_symmetric: bool,
+    /// Signatures with private keys.
+    pub signatures: Vec<SignScheme>,
+    /// HMAC hashes with secret keys. A key whose kind names its hash ([`KeyKind::Hmac`])
+    /// MACs with that hash only.
+    pub macs: Vec<Hash>,
+    /// Decryption with private keys.
+    pub decryption: Vec<DecryptScheme>,
+    /// Encryption and decryption with secret keys.
+    pub symmetric: Vec<SymmetricScheme>,
     /// Key kinds `generate` can create.
     pub generate: Vec<KeyKind>,
     /// `destroy` works.

@@ -36,6 +36,31 @@ pub fn resolve_secret(spec: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(Zeroizing::new(spec.as_bytes().to_vec()))
 }
 
+/// A secret named in the configuration (`env:NAME`, `file:PATH` or a literal), kept as
+/// the reference and resolved only when a backend opens. Never printed.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretRef(String);
+
+impl SecretRef {
+    /// A reference as written in a configuration file.
+    pub fn new(spec: impl Into<String>) -> SecretRef {
+        SecretRef(spec.into())
+    }
+
+    /// The secret's bytes (see [`resolve_secret`]).
+    pub fn resolve(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+        resolve_secret(&self.0)
+    }
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A literal is the secret itself; a reference's name is harmless but not needed.
+        f.write_str("<secret>")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::resolve_secret;

@@ -1,3 +1,4 @@
+#![cfg(feature = "aws-kms")]
 //! The aws-kms backend against LocalStack playing AWS KMS on 127.0.0.1.
 //!
 //! Needs `HSMUX_TEST_KMS_ENDPOINT` (and `HSMUX_TEST_KMS_PYTHON`, a Python with boto3):
@@ -614,7 +615,7 @@ fn keys_and_tag_filters_choose_what_the_token_shows() {
     assert_eq!(got, want);
     // By tag; and a key generated through a tagged token carries the tag.
     let tagged = backend_with(AwsKmsSettings {
-        tag: Some(("hsmux-team".into(), a.clone())),
+        tag: Some(format!("hsmux-team={a}")),
         ..settings(&endpoint())
     });
     assert_eq!(

@@ -79,7 +79,8 @@ pub use error::{rv_name, Error, Result};
 pub use key::KeyMaterial;
 pub use keygen::*;
 pub use mech::{
-    mechanism_info, mechanism_list, HashAlg, MechInfo, Mechanism, CKM_HSMUX_SERVICE_SYMMETRIC,
+    mechanism_info, mechanism_list, HashAlg, MechInfo, Mechanism, OaepParams, PssParams,
+    CKM_HSMUX_SERVICE_SYMMETRIC,
 };
 pub use message::{GcmMessages, GcmStream, MessageParams};
 pub use ops::*;

@@ -25,6 +25,23 @@ pub enum HashAlg {
 }
 
 impl HashAlg {
+    /// Every hash, shortest first.
+    pub const ALL: [HashAlg; 5] = [
+        HashAlg::Sha1,
+        HashAlg::Sha224,
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+    ];
+
+    /// The hash and digest of a DER `DigestInfo` (a PKCS#1 v1.5 signature's input).
+    pub fn from_digest_info(input: &[u8]) -> Option<(HashAlg, &[u8])> {
+        HashAlg::ALL.into_iter().find_map(|h| {
+            let digest = input.strip_prefix(h.digest_info_prefix())?;
+            (digest.len() == h.digest_len()).then_some((h, digest))
+        })
+    }
+
     /// The hash named by a digest mechanism (`CKM_SHA256` …), as used in `hashAlg` fields.
     pub fn from_ckm(t: CK_MECHANISM_TYPE) -> Option<HashAlg> {
         Some(match t {

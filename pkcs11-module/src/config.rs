@@ -6,226 +6,66 @@
 
 use crate::{Error, Result};
 use cryptoki_sys::CKR_GENERAL_ERROR;
+use hsmux_backends::{OpenContext, Opened};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Log destination; stderr when absent. Level comes from `HSMUX_LOG` or `log_level`.
     pub log_file: Option<PathBuf>,
     /// `error`, `warn`, `info`, `debug` or `trace`; `HSMUX_LOG` overrides it.
     pub log_level: Option<String>,
     /// The tokens, one slot each, in this order.
-    #[serde(default)]
     pub token: Vec<TokenConfig>,
 }
 
-/// One `[[token]]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "backend", deny_unknown_fields)]
-pub enum TokenConfig {
-    /// The embedded local keystore.
-    #[serde(rename = "local")]
-    Local(LocalConfig),
-    /// AWS KMS keys of one account and region.
-    #[serde(rename = "aws-kms")]
-    AwsKms(AwsKmsConfig),
-    /// A vendor's PKCS#11 library (an on-prem HSM).
-    #[serde(rename = "pkcs11")]
-    Pkcs11(Pkcs11Config),
-}
-
-/// Where a `pkcs11` token's `C_Login` PIN goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum PinSource {
-    /// The configured `pin` is what applications must present, and what hsmux gives
-    /// the vendor.
-    #[default]
-    Config,
-    /// The application's PIN is passed through to the vendor.
-    Application,
-}
-
-/// Keys of a `backend = "pkcs11"` token.
-#[derive(Debug, Clone, Deserialize)]
+/// The file as serde reads it: each `[[token]]` stays a table until its backend is known.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Pkcs11Config {
-    /// Label of the slot.
-    pub label: String,
-    /// Path of the vendor's PKCS#11 library.
-    pub library: PathBuf,
-    /// The vendor token's label (or give `slot`).
-    pub token: Option<String>,
-    /// The vendor slot ID (or give `token`).
-    pub slot: Option<u64>,
-    /// The vendor user PIN: `env:NAME`, `file:PATH` or a literal.
-    pub pin: Option<String>,
-    /// `config` (default) or `application`.
+struct File {
+    log_file: Option<PathBuf>,
+    log_level: Option<String>,
     #[serde(default)]
-    pub pin_source: PinSource,
-    /// Seconds the object list is trusted before it is fetched again (default 300).
-    pub cache_ttl_secs: Option<u64>,
+    token: Vec<toml::Table>,
 }
 
-impl Pkcs11Config {
-    fn check(&self) -> Result<()> {
-        let bad = |key: &str, why: &str| {
-            Err(Error::new(
-                CKR_GENERAL_ERROR,
-                format!("token \"{}\": key `{key}` {why}", self.label),
-            ))
-        };
-        if self.token.is_some() == self.slot.is_some() {
-            return bad("token", "or `slot`: give exactly one of them");
-        }
-        if self.pin_source == PinSource::Application && self.pin.is_some() {
-            return bad("pin", "must not be set with pin_source = \"application\"");
-        }
-        Ok(())
-    }
-}
-
-/// Keys of a `backend = "local"` token.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalConfig {
-    /// Label of the slot; the token label until `C_InitToken` sets its own.
+/// One `[[token]]` table: the keys every token has, and the rest for its backend.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// The label clients see for this slot.
     pub label: String,
-    /// Directory of the token's store; default `$XDG_DATA_HOME/hsmux/<label>`.
-    pub path: Option<PathBuf>,
-    /// PBKDF2 iterations for PIN-derived keys; only lower it for tests.
-    pub pin_kdf_iterations: Option<u32>,
-}
-
-/// Keys of a `backend = "aws-kms"` token.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsKmsConfig {
-    /// Label of the slot and token.
-    pub label: String,
-    /// AWS region; empty or absent: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's.
-    #[serde(default)]
-    pub region: String,
-    /// Endpoint URL (private endpoints, LocalStack); default `https://kms.<region>.amazonaws.com`.
-    pub endpoint: Option<String>,
-    /// Shared-config profile for credentials; default: the standard chain.
-    pub profile: Option<String>,
-    /// Only these keys: `alias/NAME`, alias or key ARN, or key id.
-    #[serde(default)]
-    pub keys: Vec<String>,
-    /// Only keys with this tag, `"Key=Value"`; keys generated here get it too.
-    pub tag: Option<String>,
-    /// Waiting period when a key is destroyed (7 to 30 days; default 30).
-    pub deletion_window_days: Option<u32>,
-    /// Time for one KMS operation, retries included (default 10000).
-    pub timeout_ms: Option<u64>,
-    /// Retries of throttled or failed requests (default 3).
-    pub max_retries: Option<u32>,
-    /// What `C_Login` checks: `env:NAME`, `file:PATH` or a literal; absent: any PIN.
-    pub pin: Option<String>,
-}
-
-impl std::fmt::Debug for AwsKmsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsKmsConfig")
-            .field("label", &self.label)
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("profile", &self.profile)
-            .field("keys", &self.keys)
-            .field("tag", &self.tag)
-            .field("deletion_window_days", &self.deletion_window_days)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("max_retries", &self.max_retries)
-            .field("pin", &self.pin.as_ref().map(|_| "<set>"))
-            .finish()
-    }
-}
-
-impl AwsKmsConfig {
-    /// `tag = "Key=Value"` split, or an error naming the key.
-    fn tag_pair(&self) -> Result<Option<(String, String)>> {
-        let Some(t) = &self.tag else { return Ok(None) };
-        match t.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                Ok(Some((k.trim().to_string(), v.trim().to_string())))
-            }
-            _ => Err(Error::new(
-                CKR_GENERAL_ERROR,
-                format!(
-                    "token \"{}\": key `tag` must be \"Key=Value\", not \"{t}\"",
-                    self.label
-                ),
-            )),
-        }
-    }
-
-    fn check(&self) -> Result<()> {
-        self.tag_pair()?;
-        let err = |m: String| {
-            Err(Error::new(
-                CKR_GENERAL_ERROR,
-                format!("token \"{}\": {m}", self.label),
-            ))
-        };
-        if let Some(d) = self.deletion_window_days {
-            if !(7..=30).contains(&d) {
-                return err(format!(
-                    "key `deletion_window_days` must be 7 to 30, not {d}"
-                ));
-            }
-        }
-        if self.timeout_ms == Some(0) {
-            return err("key `timeout_ms` must be at least 1".into());
-        }
-        if let Some(e) = &self.endpoint {
-            if !(e.starts_with("https://") || e.starts_with("http://")) {
-                return err(format!(
-                    "key `endpoint` must be an http(s):// URL, not \"{e}\""
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The backend settings, with the PIN reference resolved (no network I/O).
-    pub fn settings(&self) -> Result<hsmux_backends::AwsKmsSettings> {
-        self.check()?;
-        let pin = match &self.pin {
-            None => None,
-            Some(spec) => Some(hsmux_backends::resolve_secret(spec).map_err(|e| {
-                Error::new(
-                    CKR_GENERAL_ERROR,
-                    format!("token \"{}\": key `pin`: {e}", self.label),
-                )
-            })?),
-        };
-        let d = hsmux_backends::AwsKmsSettings::default();
-        Ok(hsmux_backends::AwsKmsSettings {
-            region: self.region.clone(),
-            endpoint: self.endpoint.clone(),
-            profile: self.profile.clone(),
-            keys: self.keys.clone(),
-            tag: self.tag_pair()?,
-            deletion_window_days: self.deletion_window_days.unwrap_or(d.deletion_window_days),
-            timeout_ms: self.timeout_ms.unwrap_or(d.timeout_ms),
-            max_retries: self.max_retries.unwrap_or(d.max_retries),
-            pin,
-        })
-    }
+    /// The `backend = "…"` name (a registered backend, see `hsmux_backends::registry`).
+    pub backend: String,
+    /// The backend's own keys, checked by its settings type when the file is read.
+    pub settings: toml::Table,
 }
 
 impl TokenConfig {
     /// The label clients see for this slot.
     pub fn label(&self) -> &str {
-        match self {
-            TokenConfig::Local(l) => &l.label,
-            TokenConfig::AwsKms(a) => &a.label,
-            TokenConfig::Pkcs11(p) => &p.label,
-        }
+        &self.label
+    }
+
+    /// Opens this token's backend (or store); errors name the token and the key.
+    pub fn open(&self) -> Result<Opened> {
+        let entry = hsmux_backends::registry::find(&self.backend).map_err(|m| self.error(&m))?;
+        let data_dir = default_data_dir();
+        let ctx = OpenContext {
+            label: &self.label,
+            data_dir: &data_dir,
+        };
+        entry
+            .open(&self.settings, &ctx)
+            .map_err(|e| self.error(&e.to_string()))
+    }
+
+    fn error(&self, msg: &str) -> Error {
+        Error::new(
+            CKR_GENERAL_ERROR,
+            format!("token \"{}\": {msg}", self.label),
+        )
     }
 }
 
@@ -281,11 +121,14 @@ pub fn default_config() -> Config {
     Config {
         log_file: None,
         log_level: None,
-        token: vec![TokenConfig::Local(LocalConfig {
+        token: vec![TokenConfig {
             label: "hsmux".into(),
-            path: Some(default_data_dir()),
-            pin_kdf_iterations: None,
-        })],
+            backend: "local".into(),
+            settings: toml::Table::from_iter([(
+                "path".to_string(),
+                toml::Value::String(default_data_dir().to_string_lossy().into_owned()),
+            )]),
+        }],
     }
 }
 
@@ -303,66 +146,129 @@ pub fn parse_file(path: &Path) -> Result<Config> {
     parse_str(&text).map_err(|e| Error::new(e.rv, format!("config {}: {}", path.display(), e.msg)))
 }
 
-/// Names the line of an unknown key: the parser reports the line of its `[[token]]`
-/// table, because a table's backend decides which keys it may have.
-fn locate(text: &str, msg: String) -> String {
-    let Some(rest) = msg.split("unknown field `").nth(1) else {
-        return msg;
-    };
-    let key = rest.split('`').next().unwrap_or_default();
-    let line = text.lines().position(|l| {
-        l.trim_start()
-            .strip_prefix(key)
-            .is_some_and(|r| r.trim_start().starts_with('='))
-    });
-    match line {
-        Some(n) => format!("line {}: unknown key `{key}`; {msg}", n + 1),
-        None => msg,
+/// Line numbers (1-based) of each `[[token]]` header, in order.
+fn token_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim();
+            t.strip_prefix("[[")
+                .and_then(|r| r.split("]]").next())
+                .is_some_and(|name| name.trim() == "token")
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// The line of `key = …` within the `n`th token table (0-based), if it is written there.
+fn key_line(text: &str, n: usize, key: &str) -> Option<usize> {
+    let starts = token_lines(text);
+    let first = *starts.get(n)?;
+    let key = key.split('.').next().unwrap_or(key);
+    text.lines()
+        .enumerate()
+        .skip(first)
+        .take_while(|(_, l)| !l.trim_start().starts_with("[["))
+        .find(|(_, l)| {
+            let t = l.trim_start();
+            let t = t.trim_start_matches('"');
+            t.strip_prefix(key)
+                .is_some_and(|r| r.trim_start_matches('"').trim_start().starts_with('='))
+        })
+        .map(|(i, _)| i + 1)
+}
+
+/// Takes a required string key out of a token table.
+fn take_string(t: &mut toml::Table, key: &str, n: usize) -> Result<String> {
+    match t.remove(key) {
+        Some(toml::Value::String(s)) => Ok(s),
+        Some(other) => Err(Error::new(
+            CKR_GENERAL_ERROR,
+            format!(
+                "token #{}: key `{key}` must be a string, not {}",
+                n + 1,
+                other.type_str()
+            ),
+        )),
+        None => Err(Error::new(
+            CKR_GENERAL_ERROR,
+            format!("token #{}: key `{key}` is missing", n + 1),
+        )),
     }
 }
 
 /// Parses and checks configuration text.
 pub fn parse_str(text: &str) -> Result<Config> {
-    let cfg: Config = toml::from_str(text).map_err(|e| {
+    let file: File = toml::from_str(text).map_err(|e| {
         // One log line per failure: the parser's multi-line excerpt is folded.
         let msg = e
             .to_string()
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        Error::new(CKR_GENERAL_ERROR, locate(text, msg))
+        Error::new(CKR_GENERAL_ERROR, msg)
     })?;
     let mut seen = std::collections::HashSet::new();
-    for (i, t) in cfg.token.iter().enumerate() {
-        let label = t.label();
+    let mut tokens = Vec::new();
+    for (i, mut table) in file.token.into_iter().enumerate() {
+        let at = |key: Option<&str>| {
+            key.and_then(|k| key_line(text, i, k))
+                .or_else(|| token_lines(text).get(i).copied())
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default()
+        };
+        let located = |key: &str| {
+            let prefix = at(Some(key));
+            move |e: Error| Error::new(e.rv, format!("{prefix}{}", e.msg))
+        };
+        let label = take_string(&mut table, "label", i).map_err(located("label"))?;
         if label.is_empty() || label.len() > 32 {
             return Err(Error::new(
                 CKR_GENERAL_ERROR,
-                format!("token #{}: key `label` must be 1 to 32 bytes", i + 1),
+                format!(
+                    "{}token #{}: key `label` must be 1 to 32 bytes",
+                    at(Some("label")),
+                    i + 1
+                ),
             ));
         }
-        if !seen.insert(label.to_string()) {
+        if !seen.insert(label.clone()) {
             return Err(Error::new(
                 CKR_GENERAL_ERROR,
-                format!("token #{}: key `label`: \"{label}\" is used twice", i + 1),
+                format!(
+                    "{}token #{}: key `label`: \"{label}\" is used twice",
+                    at(Some("label")),
+                    i + 1
+                ),
             ));
         }
-        if let TokenConfig::AwsKms(a) = t {
-            a.check()?;
-        }
-        if let TokenConfig::Pkcs11(p) = t {
-            p.check()?;
-        }
-        if let TokenConfig::Local(l) = t {
-            if l.pin_kdf_iterations == Some(0) {
-                return Err(Error::new(
-                    CKR_GENERAL_ERROR,
-                    format!("token \"{label}\": key `pin_kdf_iterations` must be at least 1"),
-                ));
-            }
-        }
+        let backend = take_string(&mut table, "backend", i).map_err(located("backend"))?;
+        let entry = hsmux_backends::registry::find(&backend).map_err(|m| {
+            Error::new(
+                CKR_GENERAL_ERROR,
+                format!(
+                    "{}token \"{label}\": key `backend`: {m}",
+                    at(Some("backend"))
+                ),
+            )
+        })?;
+        entry.check(&table).map_err(|e| {
+            Error::new(
+                CKR_GENERAL_ERROR,
+                format!("{}token \"{label}\": {e}", at(e.key.as_deref())),
+            )
+        })?;
+        tokens.push(TokenConfig {
+            label,
+            backend,
+            settings: table,
+        });
     }
-    Ok(cfg)
+    Ok(Config {
+        log_file: file.log_file,
+        log_level: file.log_level,
+        token: tokens,
+    })
 }
 
 #[cfg(test)]
@@ -384,14 +290,11 @@ mod tests {
     fn unknown_key_is_named_with_its_line() {
         let e =
             parse_str("[[token]]\nlabel = \"a\"\nbackend = \"local\"\npth = \"/x\"\n").unwrap_err();
-        assert!(e.msg.contains("pth"), "{}", e.msg);
-        assert!(
-            e.msg.contains("line 1") || e.msg.contains("line 4"),
-            "{}",
-            e.msg
-        );
+        assert!(e.msg.contains("`pth`"), "{}", e.msg);
+        assert!(e.msg.starts_with("line 4: "), "{}", e.msg);
     }
 
+    #[cfg(feature = "aws-kms")]
     #[test]
     fn aws_kms_tokens_parse_with_defaults_and_checks() {
         let c = parse_str(
@@ -400,44 +303,45 @@ mod tests {
              pin = \"1234\"\n",
         )
         .unwrap();
-        let TokenConfig::AwsKms(a) = &c.token[0] else {
-            panic!("{:?}", c.token[0])
-        };
-        assert!(!format!("{a:?}").contains("1234"));
-        let s = a.settings().unwrap();
+        assert_eq!(c.token[0].backend, "aws-kms");
+        let s: hsmux_backends::AwsKmsSettings = c.token[0].settings.clone().try_into().unwrap();
+        assert!(!format!("{s:?}").contains("1234"));
         assert_eq!(s.region, "eu-west-1");
         assert_eq!(s.keys, vec!["alias/web".to_string()]);
-        assert_eq!(s.tag, Some(("team".into(), "web".into())));
         assert_eq!(s.deletion_window_days, 30);
-        assert_eq!(s.pin.as_deref().map(|p| p.as_slice()), Some(&b"1234"[..]));
         for (bad, key) in [
             ("deletion_window_days = 6", "deletion_window_days"),
             ("deletion_window_days = 31", "deletion_window_days"),
             ("tag = \"novalue\"", "tag"),
             ("timeout_ms = 0", "timeout_ms"),
+            ("timeout_ms = \"soon\"", "timeout_ms"),
             ("endpoint = \"kms.local\"", "endpoint"),
             ("regoin = \"x\"", "regoin"),
         ] {
             let e = parse_str(&format!(
-                "[[token]]\nlabel = \"k\"\nbackend = \"aws-kms\"\n{bad}\n"
+                "# a comment\n[[token]]\nlabel = \"k\"\n{bad}\nbackend = \"aws-kms\"\n"
             ))
             .unwrap_err();
-            assert!(e.msg.contains(key), "{bad}: {}", e.msg);
+            assert!(e.msg.contains(&format!("`{key}`")), "{bad}: {}", e.msg);
+            assert!(e.msg.starts_with("line 4: "), "{bad}: {}", e.msg);
         }
-        let e = parse_str(
+        let t = parse_str(
             "[[token]]\nlabel = \"k\"\nbackend = \"aws-kms\"\nregion = \"x\"\n\
              pin = \"env:HSMUX_CONFIG_TEST_UNSET_PIN\"\n",
         )
         .unwrap()
         .token[0]
             .clone();
-        let TokenConfig::AwsKms(a) = e else {
-            unreachable!()
-        };
-        let err = a.settings().unwrap_err();
+        let err = t.open().err().unwrap();
         assert!(err.msg.contains("`pin`"), "{}", err.msg);
+        assert!(
+            err.msg.contains("HSMUX_CONFIG_TEST_UNSET_PIN"),
+            "{}",
+            err.msg
+        );
     }
 
+    #[cfg(feature = "pkcs11")]
     #[test]
     fn pkcs11_tokens_need_exactly_one_of_token_and_slot() {
         let ok = "[[token]]\nlabel = \"hsm\"\nbackend = \"pkcs11\"\nlibrary = \"/x.so\"\ntoken = \"t\"\npin = \"env:P\"\n";
@@ -448,7 +352,35 @@ mod tests {
         assert!(parse_str(app).is_ok());
         let typo =
             "[[token]]\nlabel = \"hsm\"\nbackend = \"pkcs11\"\nlibary = \"/x.so\"\nslot = 0\n";
-        assert!(parse_str(typo).unwrap_err().msg.contains("libary"));
+        let e = parse_str(typo).unwrap_err();
+        assert!(
+            e.msg.starts_with("line 4: ") && e.msg.contains("libary"),
+            "{}",
+            e.msg
+        );
+    }
+
+    #[test]
+    fn a_backend_left_out_of_the_build_is_named_with_its_feature() {
+        for r in hsmux_backends::BACKENDS {
+            let text = format!("[[token]]\nlabel = \"a\"\nbackend = \"{}\"\n", r.name);
+            match r.entry {
+                Some(_) => {
+                    if let Err(e) = parse_str(&text) {
+                        assert!(!e.msg.contains("not compiled"), "{}", e.msg)
+                    }
+                }
+                None => {
+                    let e = parse_str(&text).unwrap_err();
+                    assert!(
+                        e.msg.contains("not compiled")
+                            && e.msg.contains(&format!("`{}`", r.feature)),
+                        "{}",
+                        e.msg
+                    );
+                }
+            }
+        }
     }
 
     #[test]

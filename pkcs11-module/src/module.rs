@@ -2,7 +2,7 @@
 //! session runs. Everything here is safe Rust; the ABI layer turns pointers into the
 //! arguments these functions take.
 
-use crate::config::{self, TokenConfig};
+use crate::config;
 use crate::object::Origin;
 use crate::remote::{RemoteCipher, RemoteSign, RemoteVerify};
 use crate::token::Token;
@@ -18,9 +18,6 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use zeroize::Zeroizing;
-
-/// How long a remote token's listing serves `C_FindObjects` before the next one.
-const REMOTE_LIST_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 thread_local! {
     /// The slot the current call resolved, so its failure can be logged with its token.
@@ -310,68 +307,7 @@ impl Module {
         let handles = Arc::new(AtomicU64::new(1));
         let mut tokens = Vec::new();
         for (i, t) in cfg.token.iter().enumerate() {
-            let tok = match t {
-                TokenConfig::Pkcs11(p) => {
-                    let err = |key: &str, e: String| {
-                        Error::new(
-                            CKR_GENERAL_ERROR,
-                            format!("token \"{}\": key `{key}`: {e}", p.label),
-                        )
-                    };
-                    let pin = match &p.pin {
-                        Some(spec) => {
-                            Some(hsmux_backends::resolve_secret(spec).map_err(|e| err("pin", e))?)
-                        }
-                        None => None,
-                    };
-                    let settings = hsmux_backends::Pkcs11Settings {
-                        library: p.library.clone(),
-                        token_label: p.token.clone(),
-                        slot: p.slot,
-                        pin,
-                        pin_from_application: p.pin_source == config::PinSource::Application,
-                    };
-                    let backend = hsmux_backends::Pkcs11Backend::open(settings)
-                        .map_err(|e| err("library", e.to_string()))?;
-                    let ttl = std::time::Duration::from_secs(p.cache_ttl_secs.unwrap_or(300));
-                    Token::open_remote(
-                        i as CK_SLOT_ID,
-                        &p.label,
-                        Arc::new(backend),
-                        ttl,
-                        handles.clone(),
-                    )
-                }
-                TokenConfig::Local(l) => {
-                    let path = l
-                        .path
-                        .clone()
-                        .unwrap_or_else(|| config::default_data_dir().join(&l.label));
-                    Token::open_local(
-                        i as CK_SLOT_ID,
-                        &l.label,
-                        &path,
-                        l.pin_kdf_iterations,
-                        handles.clone(),
-                    )?
-                }
-                TokenConfig::AwsKms(a) => {
-                    let backend =
-                        hsmux_backends::AwsKmsBackend::open(a.settings()?).map_err(|e| {
-                            Error::new(CKR_GENERAL_ERROR, format!("token \"{}\": {e}", a.label))
-                        })?;
-                    if a.pin.is_none() {
-                        tracing::warn!(token = %a.label, "aws-kms token has no `pin`: any PIN logs in");
-                    }
-                    Token::open_remote(
-                        i as CK_SLOT_ID,
-                        &a.label,
-                        Arc::new(backend),
-                        REMOTE_LIST_TTL,
-                        handles.clone(),
-                    )
-                }
-            };
+            let tok = Token::open(i as CK_SLOT_ID, &t.label, t.open()?, handles.clone());
             tokens.push(Arc::new(tok));
         }
         Ok(Module {
@@ -890,14 +826,9 @@ impl Module {
         }
         let obj = self.key_object(t, key, Usage::Sign, mech.mech_type())?;
         let op: Box<dyn SignOp> = match (&obj.remote, t.backend()) {
-            (Some(key_ref), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
+            (Some(remote), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
                 let public = obj.key().ok();
-                Box::new(RemoteSign::new(
-                    b.clone(),
-                    key_ref.clone(),
-                    mech,
-                    public.as_deref(),
-                )?)
+                Box::new(RemoteSign::new(b.clone(), remote, mech, public.as_deref())?)
             }
             _ => hsmux_mech::sign_init(mech, &obj.key()?)?,
         };
@@ -961,8 +892,8 @@ impl Module {
         let obj = self.key_object(t, key, Usage::Verify, mech.mech_type())?;
         ops.verify = Some(Pending::new(match (&obj.remote, t.backend()) {
             // A MAC key in the service verifies there; public halves verify here.
-            (Some(key_ref), Some(b)) if obj.class() == CKO_SECRET_KEY => {
-                Box::new(RemoteVerify::new(b.clone(), key_ref.clone(), mech)?)
+            (Some(remote), Some(b)) if obj.class() == CKO_SECRET_KEY => {
+                Box::new(RemoteVerify::new(b.clone(), remote, mech)?)
             }
             _ => hsmux_mech::verify_init(mech, &obj.key()?)?,
         }));
@@ -1018,11 +949,11 @@ impl Module {
         let obj = self.key_object(t, key, usage, mech.mech_type())?;
         let auth = obj.flag(CKA_ALWAYS_AUTHENTICATE);
         let op: Box<dyn CipherOp> = match (&obj.remote, t.backend()) {
-            (Some(key_ref), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
+            (Some(remote), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
                 let public = obj.key().ok();
                 Box::new(RemoteCipher::new(
                     b.clone(),
-                    key_ref.clone(),
+                    remote,
                     mech,
                     encrypt,
                     public.as_deref(),

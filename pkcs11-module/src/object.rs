@@ -6,6 +6,15 @@ use cryptoki_sys::*;
 use hsmux_mech::KeyMaterial;
 use std::sync::{Arc, OnceLock};
 
+/// What the token layer keeps of a key a service holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteKey {
+    /// The backend's reference, passed back in requests.
+    pub key_ref: String,
+    /// The key kind as the service describes it (`None` for certificates, data).
+    pub kind: Option<hsmux_backends::KeyKind>,
+}
+
 /// One object as the token layer holds it. Immutable: a change makes a new `Object`.
 pub struct Object {
     /// Its handle in this process.
@@ -18,8 +27,8 @@ pub struct Object {
     pub owner: Option<CK_SESSION_HANDLE>,
     /// False while the secret part of a token object is sealed (no login yet).
     pub complete: bool,
-    /// The backend's reference, for objects held by a remote service.
-    pub remote: Option<String>,
+    /// The backend's reference and key kind, for objects held by a remote service.
+    pub remote: Option<RemoteKey>,
     key: OnceLock<Arc<KeyMaterial>>,
 }
 
@@ -42,9 +51,9 @@ impl Object {
             key: OnceLock::new(),
         }
     }
-    /// Marks the object as held by a remote service under `key_ref`.
-    pub fn with_remote(mut self, key_ref: String) -> Object {
-        self.remote = Some(key_ref);
+    /// Marks the object as held by a remote service.
+    pub fn with_remote(mut self, key: RemoteKey) -> Object {
+        self.remote = Some(key);
         self
     }
     /// `CKA_CLASS`.

@@ -1,11 +1,12 @@
 //! Keys that live in a remote service: how their objects look to PKCS#11 clients, and
 //! the operations that hash or buffer locally and then make exactly one backend call.
 
+use crate::object::RemoteKey;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
 use hsmux_backends::{
-    Backend, BackendError, Capabilities, CipherRequest, Hash, KeyKind, ObjectClass, RemoteObject,
-    SignRequest,
+    Backend, BackendError, Capabilities, CipherRequest, DecryptScheme, Hash, KeyKind, Mgf,
+    ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme, SymmetricScheme,
 };
 use hsmux_mech::{CipherOp, HashAlg, KeyMaterial, Mechanism, SignOp, VerifyOp};
 use openssl::hash::{Hasher, MessageDigest};
@@ -177,82 +178,275 @@ pub fn describe(ro: &RemoteObject, destroyable: bool) -> Result<Attributes> {
     Ok(a)
 }
 
-/// Whether a backend can sign with this mechanism at all (for the mechanism list).
+/// The signature families of the mechanisms a service key signs with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Ecdsa,
+    RsaPkcs1,
+    RsaPss,
+    EdDsa,
+}
+
+/// Which hash a mechanism type fixes: none (raw input), one, or the one its parameters
+/// name (`CKM_RSA_PKCS_PSS`), or any a DigestInfo names (raw `CKM_RSA_PKCS`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HashOf {
+    Raw,
+    Fixed(Hash),
+    FromInput,
+}
+
+/// The signature family and hash rule of a mechanism type, if it signs with a private key.
+fn family(m: CK_MECHANISM_TYPE) -> Option<(Family, HashOf)> {
+    use Family::*;
+    let fixed = |h| HashOf::Fixed(h);
+    Some(match m {
+        CKM_ECDSA => (Ecdsa, HashOf::Raw),
+        CKM_ECDSA_SHA1 => (Ecdsa, fixed(Hash::Sha1)),
+        CKM_ECDSA_SHA224 => (Ecdsa, fixed(Hash::Sha224)),
+        CKM_ECDSA_SHA256 => (Ecdsa, fixed(Hash::Sha256)),
+        CKM_ECDSA_SHA384 => (Ecdsa, fixed(Hash::Sha384)),
+        CKM_ECDSA_SHA512 => (Ecdsa, fixed(Hash::Sha512)),
+        CKM_RSA_PKCS => (RsaPkcs1, HashOf::FromInput),
+        CKM_SHA1_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha1)),
+        CKM_SHA224_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha224)),
+        CKM_SHA256_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha256)),
+        CKM_SHA384_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha384)),
+        CKM_SHA512_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha512)),
+        CKM_RSA_PKCS_PSS => (RsaPss, HashOf::FromInput),
+        CKM_SHA1_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha1)),
+        CKM_SHA224_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha224)),
+        CKM_SHA256_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha256)),
+        CKM_SHA384_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha384)),
+        CKM_SHA512_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha512)),
+        CKM_EDDSA => (EdDsa, HashOf::Raw),
+        _ => return None,
+    })
+}
+
+/// The family and hash of a scheme a backend states.
+fn scheme_family(s: &SignScheme) -> (Family, Option<Hash>) {
+    match s {
+        SignScheme::Ecdsa { hash, .. } => (Family::Ecdsa, *hash),
+        SignScheme::RsaPkcs1 { hash } => (Family::RsaPkcs1, *hash),
+        SignScheme::RsaPss { hash, .. } => (Family::RsaPss, Some(*hash)),
+        SignScheme::EdDsa => (Family::EdDsa, None),
+    }
+}
+
+/// The schemes of `c` a mechanism type can use at all.
+fn schemes_for(c: &Capabilities, m: CK_MECHANISM_TYPE) -> Vec<&SignScheme> {
+    let Some((fam, rule)) = family(m) else {
+        return Vec::new();
+    };
+    c.signatures
+        .iter()
+        .filter(|s| {
+            let (f, h) = scheme_family(s);
+            f == fam
+                && match rule {
+                    HashOf::Raw => h.is_none(),
+                    HashOf::Fixed(want) => h == Some(want),
+                    HashOf::FromInput => true,
+                }
+        })
+        .collect()
+}
+
+/// The HMAC hash of a mechanism type.
+fn hmac_hash(m: CK_MECHANISM_TYPE) -> Option<Hash> {
+    Some(match m {
+        CKM_SHA_1_HMAC => Hash::Sha1,
+        CKM_SHA224_HMAC => Hash::Sha224,
+        CKM_SHA256_HMAC => Hash::Sha256,
+        CKM_SHA384_HMAC => Hash::Sha384,
+        CKM_SHA512_HMAC => Hash::Sha512,
+        _ => return None,
+    })
+}
+
+/// Whether a service key can sign with this mechanism type (for the mechanism list).
 pub fn can_sign(c: &Capabilities, m: CK_MECHANISM_TYPE) -> bool {
-    let h = |x: Hash| c.hashes.contains(&x);
-    match m {
-        CKM_ECDSA => c.ecdsa,
-        CKM_ECDSA_SHA1 => c.ecdsa && h(Hash::Sha1),
-        CKM_ECDSA_SHA224 => c.ecdsa && h(Hash::Sha224),
-        CKM_ECDSA_SHA256 => c.ecdsa && h(Hash::Sha256),
-        CKM_ECDSA_SHA384 => c.ecdsa && h(Hash::Sha384),
-        CKM_ECDSA_SHA512 => c.ecdsa && h(Hash::Sha512),
-        CKM_RSA_PKCS => c.rsa_pkcs1,
-        CKM_SHA1_RSA_PKCS => c.rsa_pkcs1 && h(Hash::Sha1),
-        CKM_SHA224_RSA_PKCS => c.rsa_pkcs1 && h(Hash::Sha224),
-        CKM_SHA256_RSA_PKCS => c.rsa_pkcs1 && h(Hash::Sha256),
-        CKM_SHA384_RSA_PKCS => c.rsa_pkcs1 && h(Hash::Sha384),
-        CKM_SHA512_RSA_PKCS => c.rsa_pkcs1 && h(Hash::Sha512),
-        CKM_RSA_PKCS_PSS => c.rsa_pss,
-        CKM_SHA1_RSA_PKCS_PSS => c.rsa_pss && h(Hash::Sha1),
-        CKM_SHA224_RSA_PKCS_PSS => c.rsa_pss && h(Hash::Sha224),
-        CKM_SHA256_RSA_PKCS_PSS => c.rsa_pss && h(Hash::Sha256),
-        CKM_SHA384_RSA_PKCS_PSS => c.rsa_pss && h(Hash::Sha384),
-        CKM_SHA512_RSA_PKCS_PSS => c.rsa_pss && h(Hash::Sha512),
-        CKM_SHA_1_HMAC => c.hmac && h(Hash::Sha1),
-        CKM_SHA224_HMAC => c.hmac && h(Hash::Sha224),
-        CKM_SHA256_HMAC => c.hmac && h(Hash::Sha256),
-        CKM_SHA384_HMAC => c.hmac && h(Hash::Sha384),
-        CKM_SHA512_HMAC => c.hmac && h(Hash::Sha512),
-        CKM_EDDSA => c.eddsa,
-        // Raw RSA signing has no service request: services sign padded data only.
-        CKM_RSA_X_509 => false,
-        _ => false,
+    match hmac_hash(m) {
+        Some(h) => c.macs.contains(&h),
+        None => !schemes_for(c, m).is_empty(),
     }
 }
 
 /// Mechanisms that sign with a private key.
 pub fn is_asymmetric_sign(m: CK_MECHANISM_TYPE) -> bool {
-    matches!(
-        m,
-        CKM_ECDSA
-            | CKM_ECDSA_SHA1
-            | CKM_ECDSA_SHA224
-            | CKM_ECDSA_SHA256
-            | CKM_ECDSA_SHA384
-            | CKM_ECDSA_SHA512
-            | CKM_RSA_PKCS
-            | CKM_SHA1_RSA_PKCS
-            | CKM_SHA224_RSA_PKCS
-            | CKM_SHA256_RSA_PKCS
-            | CKM_SHA384_RSA_PKCS
-            | CKM_SHA512_RSA_PKCS
-            | CKM_RSA_PKCS_PSS
-            | CKM_SHA1_RSA_PKCS_PSS
-            | CKM_SHA224_RSA_PKCS_PSS
-            | CKM_SHA256_RSA_PKCS_PSS
-            | CKM_SHA384_RSA_PKCS_PSS
-            | CKM_SHA512_RSA_PKCS_PSS
-            | CKM_RSA_X_509
-            | CKM_EDDSA
-    )
+    family(m).is_some() || m == CKM_RSA_X_509
 }
 
-/// Whether a backend can decrypt with this mechanism.
-pub fn can_decrypt(c: &Capabilities, m: CK_MECHANISM_TYPE) -> bool {
-    match m {
-        CKM_RSA_PKCS_OAEP => c.rsa_oaep,
-        CKM_RSA_PKCS => c.rsa_pkcs1_decrypt,
-        CKM_RSA_X_509 => c.rsa_raw,
-        CKM_AES_GCM | CKM_AES_CBC_PAD => c.aes,
-        CKM_HSMUX_SERVICE_SYMMETRIC => c.service_symmetric,
-        _ => false,
+/// The decryption scheme kind a mechanism type needs of a private key in the service.
+fn decrypt_kind(s: &DecryptScheme) -> CK_MECHANISM_TYPE {
+    match s {
+        DecryptScheme::RsaOaep { .. } => CKM_RSA_PKCS_OAEP,
+        DecryptScheme::RsaPkcs1 => CKM_RSA_PKCS,
+        DecryptScheme::RsaRaw => CKM_RSA_X_509,
     }
 }
 
+/// The symmetric scheme of a mechanism type.
+fn symmetric_scheme(m: CK_MECHANISM_TYPE) -> Option<SymmetricScheme> {
+    Some(match m {
+        CKM_AES_GCM => SymmetricScheme::AesGcm,
+        CKM_AES_CBC_PAD => SymmetricScheme::AesCbcPad,
+        CKM_HSMUX_SERVICE_SYMMETRIC => SymmetricScheme::ServiceSymmetric,
+        _ => return None,
+    })
+}
+
+/// Whether a service key can decrypt with this mechanism type (for the mechanism list).
+pub fn can_decrypt(c: &Capabilities, m: CK_MECHANISM_TYPE) -> bool {
+    c.decryption.iter().any(|s| decrypt_kind(s) == m)
+        || symmetric_scheme(m).is_some_and(|s| c.symmetric.contains(&s))
+}
+
+fn refuse(backend: &dyn Backend, what: &str, mech: &Mechanism) -> Error {
+    Error::new(
+        CKR_MECHANISM_INVALID,
+        format!(
+            "the {} service cannot {what} with mechanism {:#x}",
+            backend.kind(),
+            mech.mech_type()
+        ),
+    )
+}
+
+/// Checks, at `C_SignInit`, that the service signs with `mech` (and its parameters) by
+/// this key: the same schemes the mechanism list was made from.
+fn check_sign(backend: &dyn Backend, mech: &Mechanism, key: &RemoteKey) -> Result<()> {
+    let c = backend.capabilities();
+    let m = mech.mech_type();
+    if let Some(h) = hmac_hash(m) {
+        if !c.macs.contains(&h) {
+            return Err(refuse(backend, "MAC", mech));
+        }
+        if let Some(KeyKind::Hmac { hash, .. }) = &key.kind {
+            if *hash != h {
+                bail!(
+                    CKR_KEY_TYPE_INCONSISTENT,
+                    "the service key MACs with {hash:?} only, not {h:?}"
+                );
+            }
+        }
+        return Ok(());
+    }
+    let mut schemes = schemes_for(&c, m);
+    if schemes.is_empty() {
+        return Err(refuse(backend, "sign", mech));
+    }
+    if let Some(p) = mech.pss_params() {
+        let hash = hash_of(p.hash);
+        schemes.retain(|s| matches!(s, SignScheme::RsaPss { hash: h, .. } if *h == hash));
+        if schemes.is_empty() {
+            bail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "the {} service has no PSS signature with {hash:?}",
+                backend.kind()
+            );
+        }
+        let fits = |s: &&SignScheme| match s {
+            SignScheme::RsaPss { salt, mgf, .. } => {
+                (*salt == PssSalt::Any || p.salt_len == p.hash.digest_len())
+                    && (*mgf == Mgf::Any || p.mgf == p.hash)
+            }
+            _ => false,
+        };
+        if !schemes.iter().any(fits) {
+            bail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "the {} service signs PSS with {hash:?} only with a {}-byte salt and MGF1 over \
+                 {hash:?}",
+                backend.kind(),
+                p.hash.digest_len()
+            );
+        }
+    }
+    if let Some(KeyKind::Ec { params }) = &key.kind {
+        let on_curve = |s: &&SignScheme| match s {
+            SignScheme::Ecdsa { curves, .. } => curves.is_empty() || curves.contains(params),
+            _ => true,
+        };
+        if !schemes.iter().any(on_curve) {
+            bail!(
+                CKR_KEY_TYPE_INCONSISTENT,
+                "the {} service signs with mechanism {m:#x} only on other curves than this key's",
+                backend.kind()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks, at `C_EncryptInit`/`C_DecryptInit`, that the service runs `mech` with its key.
+fn check_cipher(backend: &dyn Backend, mech: &Mechanism, encrypt: bool) -> Result<()> {
+    let c = backend.capabilities();
+    let m = mech.mech_type();
+    if let Some(s) = symmetric_scheme(m) {
+        if c.symmetric.contains(&s) {
+            return Ok(());
+        }
+    } else if !encrypt {
+        let mut schemes: Vec<&DecryptScheme> = c
+            .decryption
+            .iter()
+            .filter(|s| decrypt_kind(s) == m)
+            .collect();
+        if let (false, Mechanism::RsaPkcsOaep(p)) = (schemes.is_empty(), mech) {
+            let hash = hash_of(p.hash);
+            schemes.retain(|s| matches!(s, DecryptScheme::RsaOaep { hash: h, .. } if *h == hash));
+            let fits = |s: &&DecryptScheme| match s {
+                DecryptScheme::RsaOaep { mgf, label, .. } => {
+                    (*mgf == Mgf::Any || p.mgf == p.hash) && (*label || p.label.is_empty())
+                }
+                _ => false,
+            };
+            if !schemes.iter().any(fits) {
+                bail!(
+                    CKR_MECHANISM_PARAM_INVALID,
+                    "the {} service decrypts OAEP only with {}",
+                    backend.kind(),
+                    c.decryption
+                        .iter()
+                        .filter_map(|s| match s {
+                            DecryptScheme::RsaOaep { hash, mgf, label } => Some(format!(
+                                "{hash:?}{}{}",
+                                if *mgf == Mgf::SameHash {
+                                    " (MGF1 of the same hash)"
+                                } else {
+                                    ""
+                                },
+                                if *label { "" } else { " and no label" }
+                            )),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        if !schemes.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(refuse(
+        backend,
+        if encrypt { "encrypt" } else { "decrypt" },
+        mech,
+    ))
+}
+
 /// The signature request for `mech` over the (already hashed when the mechanism hashes)
-/// input.
-fn sign_request(mech: &Mechanism, input: Vec<u8>) -> Result<SignRequest> {
+/// input; `any_pkcs1` when the service signs raw PKCS#1 v1.5 data, not only DigestInfos
+/// of the hashes in `pkcs1_hashes`.
+fn sign_request(
+    mech: &Mechanism,
+    input: Vec<u8>,
+    any_pkcs1: bool,
+    pkcs1_hashes: &[Hash],
+) -> Result<SignRequest> {
     let hash = mech.hash();
     Ok(match mech {
         Mechanism::Ecdsa
@@ -264,10 +458,22 @@ fn sign_request(mech: &Mechanism, input: Vec<u8>) -> Result<SignRequest> {
             hash: hash.map(hash_of),
             digest: input,
         },
-        Mechanism::RsaPkcs => SignRequest::RsaPkcs1 {
-            hash: None,
-            digest_info: input,
-        },
+        Mechanism::RsaPkcs => {
+            let named = HashAlg::from_digest_info(&input)
+                .map(|(h, _)| hash_of(h))
+                .filter(|h| pkcs1_hashes.contains(h));
+            if named.is_none() && !any_pkcs1 {
+                bail!(
+                    CKR_DATA_INVALID,
+                    "the service signs raw CKM_RSA_PKCS input only when it is a DigestInfo of \
+                     {pkcs1_hashes:?}"
+                );
+            }
+            SignRequest::RsaPkcs1 {
+                hash: named,
+                digest_info: input,
+            }
+        }
         Mechanism::Sha1RsaPkcs
         | Mechanism::Sha224RsaPkcs
         | Mechanism::Sha256RsaPkcs
@@ -365,6 +571,9 @@ pub struct RemoteSign {
     mech: Mechanism,
     input: Input,
     sig_len: usize,
+    /// Raw `CKM_RSA_PKCS`: the service signs any data, or DigestInfos of these hashes.
+    any_pkcs1: bool,
+    pkcs1_hashes: Vec<Hash>,
 }
 
 /// Length of a signature by this key with this mechanism.
@@ -388,32 +597,39 @@ fn signature_len(mech: &Mechanism, public: Option<&KeyMaterial>) -> usize {
 }
 
 impl RemoteSign {
-    /// Starts a signature with the service's key `key_ref`; `public` sizes the output.
+    /// Starts a signature with the service's key; `public` sizes the output. Refuses
+    /// what the service's capabilities do not list for this mechanism and key.
     pub fn new(
         backend: Arc<dyn Backend>,
-        key_ref: String,
+        key: &RemoteKey,
         mech: &Mechanism,
         public: Option<&KeyMaterial>,
     ) -> Result<RemoteSign> {
-        if !can_sign(&backend.capabilities(), mech.mech_type()) {
-            bail!(
-                CKR_MECHANISM_INVALID,
-                "the {} service cannot sign with mechanism {:#x}",
-                backend.kind(),
-                mech.mech_type()
-            );
-        }
+        check_sign(&*backend, mech, key)?;
+        let caps = backend.capabilities();
+        let pkcs1_hashes = caps
+            .signatures
+            .iter()
+            .filter_map(|s| match s {
+                SignScheme::RsaPkcs1 { hash } => *hash,
+                _ => None,
+            })
+            .collect();
         Ok(RemoteSign {
             input: Input::new(mech)?,
             sig_len: signature_len(mech, public),
+            any_pkcs1: caps
+                .signatures
+                .contains(&SignScheme::RsaPkcs1 { hash: None }),
+            pkcs1_hashes,
             backend,
-            key_ref,
+            key_ref: key.key_ref.clone(),
             mech: mech.clone(),
         })
     }
     fn request(&mut self) -> Result<SignRequest> {
         let input = self.input.finish()?;
-        sign_request(&self.mech, input)
+        sign_request(&self.mech, input, self.any_pkcs1, &self.pkcs1_hashes)
     }
 }
 
@@ -443,10 +659,10 @@ impl RemoteVerify {
     /// Starts a verification with the service's secret key.
     pub fn new(
         backend: Arc<dyn Backend>,
-        key_ref: String,
+        key: &RemoteKey,
         mech: &Mechanism,
     ) -> Result<RemoteVerify> {
-        Ok(RemoteVerify(RemoteSign::new(backend, key_ref, mech, None)?))
+        Ok(RemoteVerify(RemoteSign::new(backend, key, mech, None)?))
     }
 }
 
@@ -488,35 +704,17 @@ pub struct RemoteCipher {
 }
 
 impl RemoteCipher {
-    /// Starts a cipher operation with the service's key.
+    /// Starts a cipher operation with the service's key; refuses what the service's
+    /// capabilities do not list.
     pub fn new(
         backend: Arc<dyn Backend>,
-        key_ref: String,
+        key: &RemoteKey,
         mech: &Mechanism,
         encrypt: bool,
         public: Option<&KeyMaterial>,
     ) -> Result<RemoteCipher> {
-        let caps = backend.capabilities();
-        let ok = if encrypt {
-            match mech {
-                Mechanism::AesGcm(_) | Mechanism::AesCbcPad(_) => caps.aes,
-                m => {
-                    m.mech_type() == crate::remote::CKM_HSMUX_SERVICE_SYMMETRIC
-                        && caps.service_symmetric
-                }
-            }
-        } else {
-            can_decrypt(&caps, mech.mech_type())
-        };
-        if !ok {
-            bail!(
-                CKR_MECHANISM_INVALID,
-                "the {} service cannot {} with mechanism {:#x}",
-                backend.kind(),
-                if encrypt { "encrypt" } else { "decrypt" },
-                mech.mech_type()
-            );
-        }
+        check_cipher(&*backend, mech, encrypt)?;
+        let key_ref = key.key_ref.clone();
         let out_len = public.map(|k| k.size().div_ceil(8)).unwrap_or(0);
         Ok(RemoteCipher {
             backend,
@@ -612,9 +810,22 @@ mod tests {
         }
         fn capabilities(&self) -> Capabilities {
             Capabilities {
-                ecdsa: true,
-                hashes: vec![Hash::Sha256],
-                service_symmetric: true,
+                signatures: vec![
+                    SignScheme::Ecdsa {
+                        hash: Some(Hash::Sha256),
+                        curves: vec![P256.to_vec()],
+                    },
+                    SignScheme::RsaPss {
+                        hash: Hash::Sha256,
+                        salt: PssSalt::HashLen,
+                        mgf: Mgf::SameHash,
+                    },
+                    SignScheme::RsaPkcs1 {
+                        hash: Some(Hash::Sha256),
+                    },
+                ],
+                macs: vec![Hash::Sha256, Hash::Sha384],
+                symmetric: vec![SymmetricScheme::ServiceSymmetric],
                 ..Default::default()
             }
         }
@@ -645,6 +856,149 @@ mod tests {
         }
     }
 
+    /// DER OID of P-256, as in `CKA_EC_PARAMS`.
+    const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+
+    fn key(kind: Option<KeyKind>) -> RemoteKey {
+        RemoteKey {
+            key_ref: "k".into(),
+            kind,
+        }
+    }
+
+    fn p256() -> RemoteKey {
+        key(Some(KeyKind::Ec {
+            params: P256.to_vec(),
+        }))
+    }
+
+    #[test]
+    fn init_refuses_exactly_what_the_capabilities_leave_out() {
+        let b = recording();
+        let rv = |r: Result<RemoteSign>| r.err().map(|e| e.rv);
+        assert_eq!(
+            rv(RemoteSign::new(
+                b.clone(),
+                &p256(),
+                &Mechanism::EcdsaSha256,
+                None
+            )),
+            None
+        );
+        assert_eq!(
+            rv(RemoteSign::new(
+                b.clone(),
+                &p256(),
+                &Mechanism::EcdsaSha1,
+                None
+            )),
+            Some(CKR_MECHANISM_INVALID)
+        );
+        let p384 = key(Some(KeyKind::Ec {
+            params: vec![0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22],
+        }));
+        assert_eq!(
+            rv(RemoteSign::new(
+                b.clone(),
+                &p384,
+                &Mechanism::EcdsaSha256,
+                None
+            )),
+            Some(CKR_KEY_TYPE_INCONSISTENT)
+        );
+        let pss = |salt_len, mgf| {
+            Mechanism::Sha256RsaPkcsPss(hsmux_mech::PssParams {
+                hash: HashAlg::Sha256,
+                mgf,
+                salt_len,
+            })
+        };
+        let rsa = key(Some(KeyKind::Rsa { bits: 2048 }));
+        assert_eq!(
+            rv(RemoteSign::new(
+                b.clone(),
+                &rsa,
+                &pss(32, HashAlg::Sha256),
+                None
+            )),
+            None
+        );
+        for bad in [pss(20, HashAlg::Sha256), pss(32, HashAlg::Sha1)] {
+            assert_eq!(
+                rv(RemoteSign::new(b.clone(), &rsa, &bad, None)),
+                Some(CKR_MECHANISM_PARAM_INVALID)
+            );
+        }
+        let hmac256 = key(Some(KeyKind::Hmac {
+            hash: Hash::Sha256,
+            len: 32,
+        }));
+        assert_eq!(
+            rv(RemoteSign::new(
+                b.clone(),
+                &hmac256,
+                &Mechanism::Sha256Hmac,
+                None
+            )),
+            None
+        );
+        assert_eq!(
+            rv(RemoteSign::new(
+                b.clone(),
+                &hmac256,
+                &Mechanism::Sha384Hmac,
+                None
+            )),
+            Some(CKR_KEY_TYPE_INCONSISTENT)
+        );
+        assert_eq!(
+            rv(RemoteSign::new(
+                b.clone(),
+                &hmac256,
+                &Mechanism::Sha1Hmac,
+                None
+            )),
+            Some(CKR_MECHANISM_INVALID)
+        );
+        let c = b.capabilities();
+        for m in [
+            CKM_ECDSA_SHA256,
+            CKM_SHA256_RSA_PKCS_PSS,
+            CKM_RSA_PKCS,
+            CKM_SHA384_HMAC,
+        ] {
+            assert!(can_sign(&c, m), "{m:#x}");
+        }
+        for m in [
+            CKM_ECDSA,
+            CKM_ECDSA_SHA1,
+            CKM_SHA_1_HMAC,
+            CKM_EDDSA,
+            CKM_SHA1_RSA_PKCS,
+        ] {
+            assert!(!can_sign(&c, m), "{m:#x}");
+        }
+    }
+
+    #[test]
+    fn raw_pkcs1_input_must_be_a_digest_info_the_service_signs() {
+        let b = recording();
+        let rsa = key(Some(KeyKind::Rsa { bits: 2048 }));
+        let mut op = RemoteSign::new(b.clone(), &rsa, &Mechanism::RsaPkcs, None).unwrap();
+        assert_eq!(
+            op.sign(b"not a digest info").err().unwrap().rv,
+            CKR_DATA_INVALID
+        );
+        let mut sha1 = HashAlg::Sha1.digest_info_prefix().to_vec();
+        sha1.extend([0u8; 20]);
+        let mut op = RemoteSign::new(b.clone(), &rsa, &Mechanism::RsaPkcs, None).unwrap();
+        assert_eq!(op.sign(&sha1).err().unwrap().rv, CKR_DATA_INVALID);
+        assert!(
+            b.calls.lock().unwrap().is_empty(),
+            "nothing reached the service"
+        );
+    }
+
     fn recording() -> Arc<Recording> {
         let group =
             openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
@@ -663,13 +1017,8 @@ mod tests {
             .public_key_to_der()
             .unwrap();
         let public = KeyMaterial::from_public_key_der(&spki).unwrap();
-        let mut op = RemoteSign::new(
-            b.clone(),
-            "k".into(),
-            &Mechanism::EcdsaSha256,
-            Some(&public),
-        )
-        .unwrap();
+        let mut op =
+            RemoteSign::new(b.clone(), &p256(), &Mechanism::EcdsaSha256, Some(&public)).unwrap();
         assert_eq!(op.sig_len(), 64);
         op.update(b"hello ").unwrap();
         op.update(b"world").unwrap();
@@ -694,11 +1043,11 @@ mod tests {
     fn service_symmetric_encryption_sends_the_whole_message_and_its_aad_once() {
         let b = recording();
         let mech = Mechanism::ServiceSymmetric(b"context".to_vec());
-        let mut op = RemoteCipher::new(b.clone(), "k".into(), &mech, true, None).unwrap();
+        let mut op = RemoteCipher::new(b.clone(), &key(None), &mech, true, None).unwrap();
         assert!(op.update(b"hello ").unwrap().is_empty());
         op.update(b"world").unwrap();
         assert_eq!(op.finish().unwrap(), b"blob");
-        let mut op = RemoteCipher::new(b.clone(), "k".into(), &mech, false, None).unwrap();
+        let mut op = RemoteCipher::new(b.clone(), &key(None), &mech, false, None).unwrap();
         assert_eq!(op.oneshot(b"blob").unwrap(), b"plain");
         let calls = b.ciphers.lock().unwrap().clone();
         assert_eq!(
@@ -714,7 +1063,7 @@ mod tests {
                 },
             ]
         );
-        let e = RemoteCipher::new(b, "k".into(), &Mechanism::RsaPkcs, false, None)
+        let e = RemoteCipher::new(b, &key(None), &Mechanism::RsaPkcs, false, None)
             .err()
             .unwrap();
         assert_eq!(e.rv, CKR_MECHANISM_INVALID);
@@ -723,7 +1072,7 @@ mod tests {
     #[test]
     fn mechanisms_the_service_lacks_are_refused_at_init() {
         let b = recording();
-        let e = RemoteSign::new(b, "k".into(), &Mechanism::Sha384RsaPkcs, None)
+        let e = RemoteSign::new(b, &key(None), &Mechanism::Sha384RsaPkcs, None)
             .err()
             .unwrap();
         assert_eq!(e.rv, CKR_MECHANISM_INVALID);

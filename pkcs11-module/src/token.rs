@@ -1,13 +1,13 @@
 //! One token: login state, its objects (cached in memory, persisted in the store) and the
 //! PKCS#11 rules that govern them. Knows nothing of C pointers.
 
-use crate::object::{self, Object, Origin};
+use crate::object::{self, Object, Origin, RemoteKey};
 use crate::remote;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
 use hsmux_backends::{
-    Backend, Capabilities, KeySpec, LocalStore, MasterKey, ObjectId, ObjectRecord, RemoteObject,
-    Stamp, StoreError,
+    Backend, Capabilities, KeySpec, LocalStore, MasterKey, ObjectId, ObjectRecord, Opened,
+    RemoteObject, Stamp, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,53 +105,27 @@ fn check_pin_len(pin: &[u8]) -> Result<()> {
 }
 
 impl Token {
-    /// Opens the local token at `path`.
-    pub fn open_local(
+    /// A token over what its backend's registry entry opened: the embedded store, or a
+    /// service whose object list lives `list_ttl` between listings.
+    pub fn open(
         slot_id: CK_SLOT_ID,
         label: &str,
-        path: &std::path::Path,
-        kdf_iterations: Option<u32>,
-        handles: Arc<AtomicU64>,
-    ) -> Result<Token> {
-        let store = match kdf_iterations {
-            Some(n) => LocalStore::open_with_kdf_iterations(path, n),
-            None => LocalStore::open(path),
-        }
-        .map_err(|e| {
-            Error::new(
-                CKR_GENERAL_ERROR,
-                format!("token \"{label}\": key `path` {}: {e}", path.display()),
-            )
-        })?;
-        Ok(Token {
-            slot_id,
-            config_label: label.to_string(),
-            kind: Kind::Local(store),
-            login: RwLock::default(),
-            objects: RwLock::default(),
-            sessions: Mutex::default(),
-            handles,
-        })
-    }
-
-    /// A token served by a remote backend; the object cache lives `ttl` between listings.
-    pub fn open_remote(
-        slot_id: CK_SLOT_ID,
-        label: &str,
-        backend: Arc<dyn Backend>,
-        ttl: Duration,
+        opened: Opened,
         handles: Arc<AtomicU64>,
     ) -> Token {
-        let caps = backend.capabilities();
+        let kind = match opened {
+            Opened::Store(store) => Kind::Local(store),
+            Opened::Service { backend, list_ttl } => Kind::Remote(Remote {
+                caps: backend.capabilities(),
+                backend,
+                ttl: list_ttl,
+                listed: Mutex::new(None),
+            }),
+        };
         Token {
             slot_id,
             config_label: label.to_string(),
-            kind: Kind::Remote(Remote {
-                backend,
-                caps,
-                ttl,
-                listed: Mutex::new(None),
-            }),
+            kind,
             login: RwLock::default(),
             objects: RwLock::default(),
             sessions: Mutex::default(),
@@ -199,14 +173,19 @@ impl Token {
         match self.remote() {
             None => all.collect(),
             Some(r) => all
-                .chain(r.caps.service_symmetric.then_some((
-                    remote::CKM_HSMUX_SERVICE_SYMMETRIC,
-                    hsmux_mech::MechInfo {
-                        min_key: 0,
-                        max_key: 0,
-                        flags: CKF_ENCRYPT | CKF_DECRYPT,
-                    },
-                )))
+                .chain(
+                    r.caps
+                        .symmetric
+                        .contains(&hsmux_backends::SymmetricScheme::ServiceSymmetric)
+                        .then_some((
+                            remote::CKM_HSMUX_SERVICE_SYMMETRIC,
+                            hsmux_mech::MechInfo {
+                                min_key: 0,
+                                max_key: 0,
+                                flags: CKF_ENCRYPT | CKF_DECRYPT,
+                            },
+                        )),
+                )
                 .map(|(m, mut i)| {
                     // Private keys of this token sign only where the service can;
                     // verification and session keys stay in software.
@@ -633,7 +612,12 @@ impl Token {
         o.by_ref.insert(key, h);
         o.live.insert(
             h,
-            Arc::new(Object::new(h, attrs, None, None, true).with_remote(ro.key_ref.clone())),
+            Arc::new(
+                Object::new(h, attrs, None, None, true).with_remote(RemoteKey {
+                    key_ref: ro.key_ref.clone(),
+                    kind: ro.kind.clone(),
+                }),
+            ),
         );
         Ok(h)
     }
@@ -843,17 +827,18 @@ impl Token {
                 "the object has CKA_DESTROYABLE=false"
             );
         }
-        if let (Some(key_ref), Some(r)) = (&obj.remote, self.remote()) {
+        if let (Some(key), Some(r)) = (&obj.remote, self.remote()) {
             if !rw {
                 bail!(CKR_SESSION_READ_ONLY, "token objects need a R/W session");
             }
+            let key_ref = &key.key_ref;
             r.backend
                 .destroy(key_ref)
                 .map_err(|e| remote::backend_err(e, "destroy"))?;
             // Every object of that service key (both halves of a pair) goes with it.
             let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
             o.live
-                .retain(|_, x| x.remote.as_deref() != Some(key_ref.as_str()));
+                .retain(|_, x| x.remote.as_ref().map(|k| &k.key_ref) != Some(key_ref));
             o.by_ref.retain(|(_, k), _| k != key_ref);
             return Ok(());
         }

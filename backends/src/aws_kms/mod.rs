@@ -25,15 +25,21 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    Backend, BackendError, BackendResult, Capabilities, CipherRequest, Hash, KeyKind, KeySpec,
-    KeyUsage, ObjectClass, RemoteObject, SignRequest,
+    Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, Hash,
+    KeyKind, KeySpec, KeyUsage, Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme,
+    SymmetricScheme,
 };
+use crate::registry::{Entry, OpenContext, Opened, SettingError, Settings};
+use crate::secret::SecretRef;
 use client::{CredentialSource, KmsClient};
+use serde::Deserialize;
+use std::sync::Arc;
 pub use credentials::Credentials;
 use der::Curve;
 
-/// Configuration of one `aws-kms` token.
-#[derive(Clone)]
+/// Keys of a `backend = "aws-kms"` token: one account and region.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AwsKmsSettings {
     /// AWS region (e.g. `eu-west-1`). Empty: `AWS_REGION`, `AWS_DEFAULT_REGION`, then the
     /// profile's `region`.
@@ -45,16 +51,16 @@ pub struct AwsKmsSettings {
     pub profile: Option<String>,
     /// Only these keys (`alias/NAME`, alias ARN, key ARN or key id); empty: all.
     pub keys: Vec<String>,
-    /// Only keys with this tag (key, value); also put on keys this token generates.
-    pub tag: Option<(String, String)>,
+    /// Only keys with this tag, `"Key=Value"`; also put on keys this token generates.
+    pub tag: Option<String>,
     /// Waiting period of `ScheduleKeyDeletion` (7..=30 days).
     pub deletion_window_days: u32,
-    /// Time allowed for one operation, retries included.
+    /// Time allowed for one operation, retries included, in milliseconds.
     pub timeout_ms: u64,
     /// Retries of throttled, 5xx and connection-failed requests.
     pub max_retries: u32,
-    /// The PIN `C_Login` checks; `None`: any PIN is accepted.
-    pub pin: Option<Zeroizing<Vec<u8>>>,
+    /// What `C_Login` checks: `env:NAME`, `file:PATH` or a literal; `None`: any PIN.
+    pub pin: Option<SecretRef>,
 }
 
 impl Default for AwsKmsSettings {
@@ -73,21 +79,61 @@ impl Default for AwsKmsSettings {
     }
 }
 
-impl std::fmt::Debug for AwsKmsSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsKmsSettings")
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("profile", &self.profile)
-            .field("keys", &self.keys)
-            .field("tag", &self.tag)
-            .field("deletion_window_days", &self.deletion_window_days)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("max_retries", &self.max_retries)
-            .field("pin", &self.pin.as_ref().map(|_| "<set>"))
-            .finish()
+impl AwsKmsSettings {
+    /// `tag = "Key=Value"`, split.
+    fn tag_pair(&self) -> Result<Option<(String, String)>, SettingError> {
+        let Some(t) = &self.tag else { return Ok(None) };
+        match t.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok(Some((k.trim().to_string(), v.trim().to_string())))
+            }
+            _ => Err(SettingError::key(
+                "tag",
+                format!("must be \"Key=Value\", not \"{t}\""),
+            )),
+        }
     }
 }
+
+impl Settings for AwsKmsSettings {
+    fn check(&self) -> Result<(), SettingError> {
+        self.tag_pair()?;
+        if !(7..=30).contains(&self.deletion_window_days) {
+            return Err(SettingError::key(
+                "deletion_window_days",
+                format!("must be 7 to 30, not {}", self.deletion_window_days),
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return Err(SettingError::key("timeout_ms", "must be at least 1"));
+        }
+        if let Some(e) = &self.endpoint {
+            if !(e.starts_with("https://") || e.starts_with("http://")) {
+                return Err(SettingError::key(
+                    "endpoint",
+                    format!("must be an http(s):// URL, not \"{e}\""),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long a listing of an account's keys serves `C_FindObjects`.
+const LIST_TTL: Duration = Duration::from_secs(300);
+
+fn open_token(s: AwsKmsSettings, ctx: &OpenContext<'_>) -> Result<Opened, SettingError> {
+    if s.pin.is_none() {
+        tracing::warn!(token = %ctx.label, "aws-kms token has no `pin`: any PIN logs in");
+    }
+    Ok(Opened::Service {
+        backend: Arc::new(AwsKmsBackend::open(s)?),
+        list_ttl: LIST_TTL,
+    })
+}
+
+/// The registration of the `aws-kms` backend.
+pub static ENTRY: Entry<AwsKmsSettings> = Entry { open: open_token };
 
 /// What KMS says a key is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +218,10 @@ type Loaded = BackendResult<Option<Vec<RemoteObject>>>;
 pub struct AwsKmsBackend {
     client: KmsClient,
     settings: AwsKmsSettings,
+    /// `settings.tag`, split.
+    tag: Option<(String, String)>,
+    /// `settings.pin`, resolved.
+    pin: Option<Zeroizing<Vec<u8>>>,
     serial: String,
     keys: RwLock<HashMap<String, KeyMeta>>,
     /// Serializes nothing but `list` itself, so two refreshes do not race to fill the
@@ -243,7 +293,7 @@ fn default_endpoint(region: &str) -> String {
 impl AwsKmsBackend {
     /// Checks the settings and prepares the client; no network I/O (credentials are
     /// resolved on first use), so a token whose service is down still opens.
-    pub fn open(settings: AwsKmsSettings) -> BackendResult<Self> {
+    pub fn open(settings: AwsKmsSettings) -> Result<Self, SettingError> {
         let source = CredentialSource::Chain {
             profile: settings.profile.clone(),
         };
@@ -254,7 +304,7 @@ impl AwsKmsBackend {
     pub fn open_with_credentials(
         settings: AwsKmsSettings,
         creds: Credentials,
-    ) -> BackendResult<Self> {
+    ) -> Result<Self, SettingError> {
         Self::build(settings, CredentialSource::Static, Some(creds))
     }
 
@@ -262,7 +312,13 @@ impl AwsKmsBackend {
         mut settings: AwsKmsSettings,
         source: CredentialSource,
         creds: Option<Credentials>,
-    ) -> BackendResult<Self> {
+    ) -> Result<Self, SettingError> {
+        settings.check()?;
+        let tag = settings.tag_pair()?;
+        let pin = match &settings.pin {
+            Some(p) => Some(p.resolve().map_err(|e| SettingError::key("pin", e))?),
+            None => None,
+        };
         if settings.region.is_empty() {
             let env = &credentials::process_env;
             let profile = settings
@@ -274,30 +330,15 @@ impl AwsKmsBackend {
                 .or_else(|| env("AWS_DEFAULT_REGION"))
                 .or_else(|| credentials::profile_region(env, &profile))
                 .ok_or_else(|| {
-                    BackendError::InvalidInput(
-                        "aws-kms: no region: set `region` in the token, or AWS_REGION".into(),
+                    SettingError::key(
+                        "region",
+                        "no region: set `region` in the token, or AWS_REGION",
                     )
                 })?;
-        }
-        if !(7..=30).contains(&settings.deletion_window_days) {
-            return Err(BackendError::InvalidInput(format!(
-                "aws-kms: deletion_window_days must be 7..=30, not {}",
-                settings.deletion_window_days
-            )));
-        }
-        if settings.timeout_ms == 0 {
-            return Err(BackendError::InvalidInput(
-                "aws-kms: timeout_ms must be positive".into(),
-            ));
         }
         let url = match &settings.endpoint {
             Some(e) if !e.is_empty() => {
                 let e = e.trim_end_matches('/');
-                if !(e.starts_with("https://") || e.starts_with("http://")) {
-                    return Err(BackendError::InvalidInput(format!(
-                        "aws-kms: endpoint '{e}' must start with https:// (or http://)"
-                    )));
-                }
                 format!("{e}/")
             }
             _ => format!("{}/", default_endpoint(&settings.region)),
@@ -310,7 +351,7 @@ impl AwsKmsBackend {
             h.update(part.as_bytes());
             h.update(&[0]);
         }
-        if let Some((k, v)) = &settings.tag {
+        if let Some((k, v)) = &tag {
             h.update(format!("tag:{k}={v}").as_bytes());
         }
         let serial = h.finish()[..8]
@@ -328,6 +369,8 @@ impl AwsKmsBackend {
         Ok(AwsKmsBackend {
             client,
             settings,
+            tag,
+            pin,
             serial,
             keys: RwLock::new(HashMap::new()),
             listing: Mutex::new(()),
@@ -490,7 +533,7 @@ impl AwsKmsBackend {
         let Some(meta) = KeyMeta::from_metadata(&m) else {
             return Ok(None);
         };
-        if let Some((tk, tv)) = &self.settings.tag {
+        if let Some((tk, tv)) = &self.tag {
             let tags = self.list_all("ListResourceTags", json!({ "KeyId": arn }), "Tags")?;
             let has = tags.iter().any(|t| {
                 str_field(t, "TagKey") == Some(tk.as_str())
@@ -630,22 +673,40 @@ impl Backend for AwsKmsBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
+        let ecdsa = |hash: Option<Hash>, curves: &[Curve]| SignScheme::Ecdsa {
+            hash,
+            curves: curves.iter().map(|c| c.params().to_vec()).collect(),
+        };
+        // KMS binds each curve to one hash, and signs PKCS#1 v1.5 and PSS (salt = hash
+        // length, MGF1 over the same hash) with SHA-2 only; OAEP decrypts with SHA-1 or
+        // SHA-256, no label.
+        let sha2 = [Hash::Sha256, Hash::Sha384, Hash::Sha512];
+        let mut signatures = vec![
+            ecdsa(None, &[]),
+            ecdsa(Some(Hash::Sha256), &[Curve::P256, Curve::Secp256k1]),
+            ecdsa(Some(Hash::Sha384), &[Curve::P384]),
+            ecdsa(Some(Hash::Sha512), &[Curve::P521]),
+        ];
+        for hash in sha2 {
+            signatures.push(SignScheme::RsaPkcs1 { hash: Some(hash) });
+            signatures.push(SignScheme::RsaPss {
+                hash,
+                salt: PssSalt::HashLen,
+                mgf: Mgf::SameHash,
+            });
+        }
         Capabilities {
-            ecdsa: true,
-            rsa_pkcs1: true,
-            rsa_pkcs1_raw: false,
-            rsa_pss: true,
-            pss_salt_is_hash_len: true,
-            hashes: vec![Hash::Sha1, Hash::Sha256, Hash::Sha384, Hash::Sha512],
-            hmac: true,
-            eddsa: false,
-            rsa_oaep: true,
-            oaep_label: false,
-            oaep_mgf_any: false,
-            rsa_pkcs1_decrypt: false,
-            rsa_raw: false,
-            aes: false,
-            service_symmetric: true,
+            signatures,
+            macs: sha2.to_vec(),
+            decryption: [Hash::Sha1, Hash::Sha256]
+                .into_iter()
+                .map(|hash| DecryptScheme::RsaOaep {
+                    hash,
+                    mgf: Mgf::SameHash,
+                    label: false,
+                })
+                .collect(),
+            symmetric: vec![SymmetricScheme::ServiceSymmetric],
             generate: vec![
                 KeyKind::Rsa { bits: 2048 },
                 KeyKind::Rsa { bits: 3072 },
@@ -683,7 +744,7 @@ impl Backend for AwsKmsBackend {
     }
 
     fn login(&self, pin: &[u8]) -> BackendResult<()> {
-        match &self.settings.pin {
+        match &self.pin {
             None => Ok(()),
             Some(expected) => {
                 if expected.len() == pin.len() && openssl::memcmp::eq(expected, pin) {
@@ -982,7 +1043,7 @@ impl Backend for AwsKmsBackend {
             "KeyUsage": usage,
             "Description": format!("hsmux: {}", spec.label),
         });
-        if let Some((k, v)) = &self.settings.tag {
+        if let Some((k, v)) = &self.tag {
             body["Tags"] = json!([{ "TagKey": k, "TagValue": v }]);
         }
         let created = self.call("CreateKey", body)?;
@@ -1102,7 +1163,7 @@ mod tests {
                 ..s.clone()
             })
             .unwrap_err();
-            assert!(matches!(e, BackendError::InvalidInput(_)), "{e}");
+            assert_eq!(e.key.as_deref(), Some("deletion_window_days"), "{e}");
         }
     }
 
@@ -1110,7 +1171,7 @@ mod tests {
     fn login_compares_the_configured_pin() {
         let b = AwsKmsBackend::open(AwsKmsSettings {
             region: "us-east-1".into(),
-            pin: Some(Zeroizing::new(b"1234".to_vec())),
+            pin: Some(SecretRef::new("1234")),
             ..Default::default()
         })
         .unwrap();

@@ -45,6 +45,7 @@
 mod crypto;
 mod format;
 mod fsutil;
+mod settings;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -59,6 +60,7 @@ use format::{
     META_FORMAT,
 };
 use fsutil::{lock_exclusive, sync_dir, write_atomic, LockGuard, WriteOpts};
+pub use settings::{LocalSettings, ENTRY};
 
 /// PBKDF2-HMAC-SHA256 iterations used by [`LocalStore::open`] (OWASP 2023 figure).
 pub const DEFAULT_KDF_ITERATIONS: u32 = 600_000;

@@ -45,38 +45,76 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    Backend, BackendError, BackendResult, Capabilities, CipherRequest, Hash, KeyKind, KeySpec,
-    KeyUsage, ObjectClass, RemoteObject, SignRequest,
+    Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, Hash,
+    KeyKind, KeySpec, KeyUsage, Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme,
+    SymmetricScheme,
 };
+use crate::registry::{Entry, OpenContext, Opened, SettingError, Settings};
+use crate::secret::SecretRef;
 use attrs::Attrs;
+use serde::Deserialize;
+use std::time::Duration;
 use ffi::{padded_str, rv_name, Mech, Op, VErr, VResult, Vendor};
 
-/// How to reach one vendor token.
-#[derive(Clone)]
+/// Where a `pkcs11` token's `C_Login` PIN goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinSource {
+    /// The configured `pin` is what applications must present, and what hsmux gives
+    /// the vendor.
+    #[default]
+    Config,
+    /// The application's PIN is passed through to the vendor.
+    Application,
+}
+
+/// Keys of a `backend = "pkcs11"` token: how to reach one vendor token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pkcs11Settings {
     /// The vendor's PKCS#11 library.
     pub library: PathBuf,
     /// Select the vendor slot whose token has this label…
-    pub token_label: Option<String>,
+    pub token: Option<String>,
     /// …or this slot id (exactly one of the two).
     pub slot: Option<u64>,
-    /// The vendor user PIN (already resolved from `env:`/`file:`/literal).
-    pub pin: Option<Zeroizing<Vec<u8>>>,
-    /// Pass the application's `C_Login` PIN to the vendor instead.
-    pub pin_from_application: bool,
+    /// The vendor user PIN: `env:NAME`, `file:PATH` or a literal.
+    pub pin: Option<SecretRef>,
+    /// `config` (default) or `application`.
+    #[serde(default)]
+    pub pin_source: PinSource,
+    /// Seconds the object list is trusted before it is fetched again (default 300).
+    pub cache_ttl_secs: Option<u64>,
 }
 
-impl fmt::Debug for Pkcs11Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pkcs11Settings")
-            .field("library", &self.library)
-            .field("token_label", &self.token_label)
-            .field("slot", &self.slot)
-            .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
-            .field("pin_from_application", &self.pin_from_application)
-            .finish()
+impl Settings for Pkcs11Settings {
+    fn check(&self) -> Result<(), SettingError> {
+        if self.token.is_some() == self.slot.is_some() {
+            return Err(SettingError::key(
+                "token",
+                "or `slot`: give exactly one of them",
+            ));
+        }
+        if self.pin_source == PinSource::Application && self.pin.is_some() {
+            return Err(SettingError::key(
+                "pin",
+                "must not be set with pin_source = \"application\"",
+            ));
+        }
+        Ok(())
     }
 }
+
+fn open_token(s: Pkcs11Settings, _ctx: &OpenContext<'_>) -> Result<Opened, SettingError> {
+    let list_ttl = Duration::from_secs(s.cache_ttl_secs.unwrap_or(300));
+    Ok(Opened::Service {
+        backend: Arc::new(Pkcs11Backend::open(s)?),
+        list_ttl,
+    })
+}
+
+/// The registration of the `pkcs11` backend.
+pub static ENTRY: Entry<Pkcs11Settings> = Entry { open: open_token };
 
 /// What a sign/decrypt needs to size its output without asking the vendor.
 #[derive(Debug, Clone, Copy)]
@@ -284,14 +322,21 @@ impl Drop for Lease<'_> {
 }
 
 impl Pkcs11Backend {
-    /// Loads the library, initialises it (`CKF_OS_LOCKING_OK`) and finds the slot.
-    /// Does not log in: hsmux's `C_Initialize` stays fast and cannot fail on a PIN.
-    pub fn open(settings: Pkcs11Settings) -> BackendResult<Pkcs11Backend> {
-        let vendor = Vendor::acquire(&settings.library).map_err(BackendError::Other)?;
+    /// Checks the settings, resolves the PIN, loads the library, initialises it
+    /// (`CKF_OS_LOCKING_OK`) and finds the slot. Does not log in: hsmux's `C_Initialize`
+    /// stays fast and cannot fail on a PIN. Errors name the setting to change.
+    pub fn open(settings: Pkcs11Settings) -> Result<Pkcs11Backend, SettingError> {
+        settings.check()?;
+        let pin = match &settings.pin {
+            Some(p) => Some(p.resolve().map_err(|e| SettingError::key("pin", e))?),
+            None => None,
+        };
+        let vendor =
+            Vendor::acquire(&settings.library).map_err(|e| SettingError::key("library", e))?;
         let pid = std::process::id();
         let mut pin_salt = [0u8; 16];
         let found = openssl::rand::rand_bytes(&mut pin_salt)
-            .map_err(|e| BackendError::Other(format!("random salt: {e}")))
+            .map_err(|e| SettingError::token(format!("random salt: {e}")))
             .and_then(|()| Self::find_slot(&vendor, &settings));
         match found {
             Ok((slot, info)) => Ok(Pkcs11Backend {
@@ -299,8 +344,8 @@ impl Pkcs11Backend {
                 serial: padded_str(&info.serialNumber),
                 label: padded_str(&info.label),
                 vendor,
-                pin: settings.pin,
-                pin_from_application: settings.pin_from_application,
+                pin,
+                pin_from_application: settings.pin_source == PinSource::Application,
                 idle: Mutex::new(Vec::new()),
                 anchor: OnceLock::new(),
                 sizes: RwLock::new(HashMap::new()),
@@ -321,11 +366,20 @@ impl Pkcs11Backend {
     fn find_slot(
         vendor: &Vendor,
         settings: &Pkcs11Settings,
-    ) -> BackendResult<(CK_SLOT_ID, CK_TOKEN_INFO)> {
+    ) -> Result<(CK_SLOT_ID, CK_TOKEN_INFO), SettingError> {
         let lib = vendor.path.display();
-        let ctx = |e: VErr| BackendError::Vendor(wide(e.rv), format!("library {lib}: {}", e.func));
+        let ctx = |e: VErr| {
+            SettingError::key(
+                "library",
+                format!(
+                    "{lib}: {} returned {}",
+                    e.func,
+                    rv_name(e.rv).map_or_else(|| format!("{:#x}", e.rv), str::to_string)
+                ),
+            )
+        };
         let slots = vendor.slots().map_err(ctx)?;
-        match (&settings.token_label, settings.slot) {
+        match (&settings.token, settings.slot) {
             (Some(label), None) => {
                 let mut seen = Vec::new();
                 let mut found = Vec::new();
@@ -339,7 +393,7 @@ impl Pkcs11Backend {
                 }
                 match found.len() {
                     1 => Ok(found.remove(0)),
-                    0 => Err(BackendError::Other(format!(
+                    0 => Err(SettingError::key("token", format!(
                         "library {lib}: no vendor token labelled {label:?} (labels seen: {})",
                         if seen.is_empty() {
                             "none".to_string()
@@ -347,7 +401,7 @@ impl Pkcs11Backend {
                             seen.join(", ")
                         }
                     ))),
-                    n => Err(BackendError::Other(format!(
+                    n => Err(SettingError::key("token", format!(
                         "library {lib}: {n} vendor tokens are labelled {label:?}; select one by slot"
                     ))),
                 }
@@ -356,7 +410,7 @@ impl Pkcs11Backend {
                 let id = id as CK_SLOT_ID;
                 if !slots.contains(&id) {
                     let seen: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
-                    return Err(BackendError::Other(format!(
+                    return Err(SettingError::key("slot", format!(
                         "library {lib}: no vendor slot {id} with a token (slots with tokens: {})",
                         if seen.is_empty() {
                             "none".to_string()
@@ -367,9 +421,10 @@ impl Pkcs11Backend {
                 }
                 Ok((id, vendor.token_info(id).map_err(ctx)?))
             }
-            _ => Err(BackendError::Other(format!(
-                "library {lib}: give exactly one of token_label and slot"
-            ))),
+            _ => Err(SettingError::key(
+                "token",
+                "or `slot`: give exactly one of them",
+            )),
         }
     }
 
@@ -560,38 +615,75 @@ impl Pkcs11Backend {
         if sizes(CKM_GENERIC_SECRET_KEY_GEN).is_some() {
             generate.push(KeyKind::GenericSecret { len: 32 });
         }
-        let hmac = [
-            CKM_SHA_1_HMAC,
-            CKM_SHA224_HMAC,
-            CKM_SHA256_HMAC,
-            CKM_SHA384_HMAC,
-            CKM_SHA512_HMAC,
+        const ALL: [Hash; 5] = [
+            Hash::Sha1,
+            Hash::Sha224,
+            Hash::Sha256,
+            Hash::Sha384,
+            Hash::Sha512,
+        ];
+        // The module hashes; the vendor signs the digest with raw ECDSA / PKCS#1 v1.5.
+        // PSS and OAEP are padded here around raw RSA when the vendor has it, so every
+        // parameter set works; with only the vendor's own PSS/OAEP, MGF1 follows the hash.
+        let raw_rsa_sign = can(CKM_RSA_X_509, CKF_SIGN);
+        let raw_rsa_decrypt = can(CKM_RSA_X_509, CKF_DECRYPT);
+        let mut signatures = Vec::new();
+        if can(CKM_ECDSA, CKF_SIGN) {
+            signatures.extend(std::iter::once(None).chain(ALL.map(Some)).map(|hash| {
+                SignScheme::Ecdsa {
+                    hash,
+                    curves: Vec::new(),
+                }
+            }));
+        }
+        if can(CKM_RSA_PKCS, CKF_SIGN) {
+            signatures.extend(
+                std::iter::once(None)
+                    .chain(ALL.map(Some))
+                    .map(|hash| SignScheme::RsaPkcs1 { hash }),
+            );
+        }
+        if raw_rsa_sign || can(CKM_RSA_PKCS_PSS, CKF_SIGN) {
+            signatures.extend(ALL.map(|hash| SignScheme::RsaPss {
+                hash,
+                salt: PssSalt::Any,
+                mgf: if raw_rsa_sign { Mgf::Any } else { Mgf::SameHash },
+            }));
+        }
+        if can(CKM_EDDSA, CKF_SIGN) {
+            signatures.push(SignScheme::EdDsa);
+        }
+        let macs = ALL
+            .into_iter()
+            .filter(|h| can(ckm_hmac(*h), CKF_SIGN))
+            .collect();
+        let mut decryption = Vec::new();
+        if raw_rsa_decrypt || can(CKM_RSA_PKCS_OAEP, CKF_DECRYPT) {
+            decryption.extend(ALL.map(|hash| DecryptScheme::RsaOaep {
+                hash,
+                mgf: if raw_rsa_decrypt { Mgf::Any } else { Mgf::SameHash },
+                label: raw_rsa_decrypt,
+            }));
+        }
+        if can(CKM_RSA_PKCS, CKF_DECRYPT) {
+            decryption.push(DecryptScheme::RsaPkcs1);
+        }
+        if raw_rsa_decrypt {
+            decryption.push(DecryptScheme::RsaRaw);
+        }
+        let symmetric = [
+            (CKM_AES_GCM, SymmetricScheme::AesGcm),
+            (CKM_AES_CBC_PAD, SymmetricScheme::AesCbcPad),
         ]
-        .iter()
-        .any(|m| can(*m, CKF_SIGN));
+        .into_iter()
+        .filter(|(m, _)| can(*m, CKF_ENCRYPT) && can(*m, CKF_DECRYPT))
+        .map(|(_, s)| s)
+        .collect();
         let caps = Capabilities {
-            ecdsa: can(CKM_ECDSA, CKF_SIGN),
-            rsa_pkcs1: can(CKM_RSA_PKCS, CKF_SIGN),
-            rsa_pkcs1_raw: can(CKM_RSA_PKCS, CKF_SIGN),
-            // PSS and OAEP can also be padded here around the vendor's raw RSA.
-            rsa_pss: can(CKM_RSA_PKCS_PSS, CKF_SIGN) || can(CKM_RSA_X_509, CKF_SIGN),
-            pss_salt_is_hash_len: false,
-            hashes: vec![
-                Hash::Sha1,
-                Hash::Sha224,
-                Hash::Sha256,
-                Hash::Sha384,
-                Hash::Sha512,
-            ],
-            hmac,
-            eddsa: can(CKM_EDDSA, CKF_SIGN),
-            rsa_oaep: can(CKM_RSA_PKCS_OAEP, CKF_DECRYPT) || can(CKM_RSA_X_509, CKF_DECRYPT),
-            oaep_label: true,
-            oaep_mgf_any: true,
-            rsa_pkcs1_decrypt: can(CKM_RSA_PKCS, CKF_DECRYPT),
-            rsa_raw: can(CKM_RSA_X_509, CKF_DECRYPT),
-            aes: can(CKM_AES_GCM, CKF_DECRYPT) || can(CKM_AES_CBC_PAD, CKF_DECRYPT),
-            service_symmetric: false,
+            signatures,
+            macs,
+            decryption,
+            symmetric,
             generate,
             destroy: true,
             create_objects: true,
