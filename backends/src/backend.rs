@@ -289,6 +289,15 @@ pub enum SignScheme {
     EdDsa,
 }
 
+/// An HMAC a service computes with a secret key it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacScheme {
+    /// The hash.
+    pub hash: Hash,
+    /// The shortest key, in bytes, the service accepts for it (0: any).
+    pub min_key_len: usize,
+}
+
 /// One decryption scheme a service runs with a private key it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecryptScheme {
@@ -324,9 +333,9 @@ pub enum SymmetricScheme {
 pub struct Capabilities {
     /// Signatures with private keys.
     pub signatures: Vec<SignScheme>,
-    /// HMAC hashes with secret keys. A key whose kind names its hash ([`KeyKind::Hmac`])
+    /// HMACs with secret keys. A key whose kind names its hash ([`KeyKind::Hmac`])
     /// MACs with that hash only.
-    pub macs: Vec<Hash>,
+    pub macs: Vec<MacScheme>,
     /// Decryption with private keys.
     pub decryption: Vec<DecryptScheme>,
     /// Encryption and decryption with secret keys.

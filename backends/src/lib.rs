@@ -55,7 +55,7 @@ backends! {
 
 pub use backend::{
     Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, Hash,
-    KeyKind, KeySpec, KeyUsage, Mgf, ObjectClass, PssSalt, RawAttributes, RemoteObject,
+    KeyKind, KeySpec, KeyUsage, MacScheme, Mgf, ObjectClass, PssSalt, RawAttributes, RemoteObject,
     SignRequest, SignScheme, SymmetricScheme,
 };
 

@@ -5,8 +5,8 @@ use crate::object::RemoteKey;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
 use hsmux_backends::{
-    Backend, BackendError, Capabilities, CipherRequest, DecryptScheme, Hash, KeyKind, Mgf,
-    ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme, SymmetricScheme,
+    Backend, BackendError, Capabilities, CipherRequest, DecryptScheme, Hash, KeyKind, MacScheme,
+    Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme, SymmetricScheme,
 };
 use hsmux_mech::{CipherOp, HashAlg, KeyMaterial, Mechanism, SignOp, VerifyOp};
 use openssl::hash::{Hasher, MessageDigest};
@@ -268,7 +268,7 @@ fn hmac_hash(m: CK_MECHANISM_TYPE) -> Option<Hash> {
 /// Whether a service key can sign with this mechanism type (for the mechanism list).
 pub fn can_sign(c: &Capabilities, m: CK_MECHANISM_TYPE) -> bool {
     match hmac_hash(m) {
-        Some(h) => c.macs.contains(&h),
+        Some(h) => c.macs.iter().any(|s| s.hash == h),
         None => !schemes_for(c, m).is_empty(),
     }
 }
@@ -320,8 +320,20 @@ fn check_sign(backend: &dyn Backend, mech: &Mechanism, key: &RemoteKey) -> Resul
     let c = backend.capabilities();
     let m = mech.mech_type();
     if let Some(h) = hmac_hash(m) {
-        if !c.macs.contains(&h) {
+        let Some(scheme) = c.macs.iter().find(|s| s.hash == h) else {
             return Err(refuse(backend, "MAC", mech));
+        };
+        let len = match &key.kind {
+            Some(KeyKind::Hmac { len, .. } | KeyKind::GenericSecret { len }) => *len,
+            _ => 0,
+        };
+        if len != 0 && len < scheme.min_key_len {
+            bail!(
+                CKR_KEY_SIZE_RANGE,
+                "the {} service MACs with {h:?} only with keys of at least {} bytes, not {len}",
+                backend.kind(),
+                scheme.min_key_len
+            );
         }
         if let Some(KeyKind::Hmac { hash, .. }) = &key.kind {
             if *hash != h {
@@ -781,12 +793,21 @@ impl CipherOp for RemoteCipher {
         0
     }
     fn finish_len(&self) -> usize {
-        self.out_len.max(self.buf.len() + 16)
+        self.oneshot_len(0)
     }
     fn oneshot_len(&self, in_len: usize) -> usize {
-        self.out_len.max(self.buf.len() + in_len + 16)
+        // A service's own ciphertext format wraps the data in its header (a KMS blob adds
+        // about 150 bytes); a length query must answer a size that suffices.
+        let overhead = match (&self.mech, self.encrypt) {
+            (Mechanism::ServiceSymmetric(_), true) => SERVICE_BLOB_OVERHEAD,
+            _ => 16,
+        };
+        self.out_len.max(self.buf.len() + in_len + overhead)
     }
 }
+
+/// Room a length query allows for a service's ciphertext header and tag.
+const SERVICE_BLOB_OVERHEAD: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -824,7 +845,16 @@ mod tests {
                         hash: Some(Hash::Sha256),
                     },
                 ],
-                macs: vec![Hash::Sha256, Hash::Sha384],
+                macs: vec![
+                    MacScheme {
+                        hash: Hash::Sha256,
+                        min_key_len: 0,
+                    },
+                    MacScheme {
+                        hash: Hash::Sha384,
+                        min_key_len: 48,
+                    },
+                ],
                 symmetric: vec![SymmetricScheme::ServiceSymmetric],
                 ..Default::default()
             }
@@ -959,6 +989,16 @@ mod tests {
                 None
             )),
             Some(CKR_MECHANISM_INVALID)
+        );
+        let short = key(Some(KeyKind::GenericSecret { len: 32 }));
+        assert_eq!(
+            rv(RemoteSign::new(
+                b.clone(),
+                &short,
+                &Mechanism::Sha384Hmac,
+                None
+            )),
+            Some(CKR_KEY_SIZE_RANGE)
         );
         let c = b.capabilities();
         for m in [

@@ -192,10 +192,13 @@ impl Token {
                     if remote::is_asymmetric_sign(m) && !remote::can_sign(&r.caps, m) {
                         i.flags &= !CKF_SIGN;
                     }
-                    if matches!(m, CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_RSA_X_509)
-                        && !remote::can_decrypt(&r.caps, m)
-                    {
-                        i.flags &= !(CKF_DECRYPT | CKF_UNWRAP);
+                    if matches!(m, CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_RSA_X_509) {
+                        if !remote::can_decrypt(&r.caps, m) {
+                            i.flags &= !CKF_DECRYPT;
+                        }
+                        // C_UnwrapKey under a key the service holds is not done yet (it
+                        // arrives with bring-your-own-key), so the slot does not claim it.
+                        i.flags &= !CKF_UNWRAP;
                     }
                     (m, i)
                 })

@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{
     Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, Hash,
-    KeyKind, KeySpec, KeyUsage, Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme,
+    KeyKind, KeySpec, KeyUsage, MacScheme, Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme,
     SymmetricScheme,
 };
 use crate::registry::{Entry, OpenContext, Opened, SettingError, Settings};
@@ -697,7 +697,12 @@ impl Backend for AwsKmsBackend {
         }
         Capabilities {
             signatures,
-            macs: sha2.to_vec(),
+            macs: sha2
+                .map(|hash| MacScheme {
+                    hash,
+                    min_key_len: 0,
+                })
+                .to_vec(),
             decryption: [Hash::Sha1, Hash::Sha256]
                 .into_iter()
                 .map(|hash| DecryptScheme::RsaOaep {

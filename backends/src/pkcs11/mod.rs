@@ -46,7 +46,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{
     Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, Hash,
-    KeyKind, KeySpec, KeyUsage, Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme,
+    KeyKind, KeySpec, KeyUsage, MacScheme, Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme,
     SymmetricScheme,
 };
 use crate::registry::{Entry, OpenContext, Opened, SettingError, Settings};
@@ -656,6 +656,11 @@ impl Pkcs11Backend {
         let macs = ALL
             .into_iter()
             .filter(|h| can(ckm_hmac(*h), CKF_SIGN))
+            .map(|hash| MacScheme {
+                hash,
+                // Vendors state HMAC key sizes in bytes (SoftHSM: at least the hash length).
+                min_key_len: sizes(ckm_hmac(hash)).map_or(0, |(lo, _)| lo),
+            })
             .collect();
         let mut decryption = Vec::new();
         if raw_rsa_decrypt || can(CKM_RSA_PKCS_OAEP, CKF_DECRYPT) {
