@@ -5,8 +5,8 @@ use crate::object::RemoteKey;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
 use hsmux_backends::{
-    Backend, BackendError, Capabilities, CipherRequest, DecryptScheme, Hash, KeyKind, MacScheme,
-    Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme, SymmetricScheme,
+    Backend, BackendError, Capabilities, CipherRequest, DecryptScheme, Hash, KeyKind, Mgf,
+    ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme, SymmetricScheme,
 };
 use hsmux_mech::{CipherOp, HashAlg, KeyMaterial, Mechanism, SignOp, VerifyOp};
 use openssl::hash::{Hasher, MessageDigest};
@@ -812,7 +812,7 @@ const SERVICE_BLOB_OVERHEAD: usize = 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hsmux_backends::{BackendResult, KeyUsage};
+    use hsmux_backends::{BackendResult, KeyUsage, MacScheme};
     use std::sync::Mutex;
 
     /// A service holding one P-256 key, recording every request it gets.
