@@ -222,6 +222,11 @@ pub struct RemoteObject {
     /// Extra PKCS#11 attributes the service keeps verbatim (`(CKA_*, value)`), for
     /// backends that are themselves PKCS#11 (subject, dates, …). Others leave it empty.
     pub extra: RawAttributes,
+    /// The service's own identity of this object: the same in every process and never
+    /// given to another object, even after this one is destroyed (a key ARN, a vendor
+    /// `CKA_UNIQUE_ID`, a fingerprint of what the object is). `CKA_UNIQUE_ID` and the
+    /// token's handle table come from it; `key_ref` may differ between processes.
+    pub unique_id: String,
 }
 
 /// A request to create a key in the service.

@@ -49,6 +49,7 @@ const TOKENS: &[&str] = &[
     "parallel",
     "errors",
     "caps",
+    "ids",
     "helper",
 ];
 
@@ -1586,5 +1587,98 @@ fn bench_sign_overhead() {
         best.0 / n as f64 * 1e6,
         best.1 / n as f64 * 1e6,
         (best.1 / best.0 - 1.0) * 100.0
+    );
+}
+
+/// `unique_id class label spki-digest` of every key object the backend lists.
+fn identities(b: &Pkcs11Backend) -> Vec<(String, String)> {
+    b.list()
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.kind.is_some())
+        .map(|o| {
+            let what = format!(
+                "{:?} {} {:02x?}",
+                o.class,
+                o.label,
+                &openssl::sha::sha256(o.public_key_der.as_deref().unwrap_or_default())[..6]
+            );
+            (o.unique_id, what)
+        })
+        .collect()
+}
+
+/// Prints the identities of the "ids" token as another process sees them.
+#[test]
+#[ignore = "helper: run by unique_ids_follow_keys_across_processes_and_destroys"]
+fn helper_identities() {
+    let conf = std::env::var("HSMUX_TEST_IDS_CONF").expect("run by its parent test");
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let b = Pkcs11Backend::open(Pkcs11Settings {
+        library: LIB.into(),
+        token: Some("ids".into()),
+        slot: None,
+        pin: Some(SecretRef::new(std::str::from_utf8(PIN).unwrap())),
+        pin_source: PinSource::Config,
+        cache_ttl_secs: None,
+    })
+    .unwrap();
+    b.login(PIN).unwrap();
+    let all = b.list().unwrap();
+    println!("OBJECTS {}", all.len());
+    for (id, what) in identities(&b) {
+        println!("IDENTITY\t{id}\t{what}");
+    }
+}
+
+#[test]
+fn unique_ids_follow_keys_across_processes_and_destroys() {
+    let b = logged_in("ids");
+    let ec = || KeyKind::Ec {
+        params: P256.into(),
+    };
+    // Every key has the same label, and the key made after a destroy takes the
+    // destroyed key's CKA_ID too (a key "re-created" under its old name).
+    let make = |n: u8| {
+        b.generate(&spec(ec(), "same", &[n], usage(true, false)))
+            .unwrap_or_else(|e| panic!("key {n}: {e}"))
+    };
+    let first = make(1);
+    make(2);
+    make(3);
+    let doomed: Vec<String> = first.iter().map(|o| o.unique_id.clone()).collect();
+    let private = first
+        .iter()
+        .find(|o| o.class == ObjectClass::PrivateKey)
+        .unwrap();
+    b.destroy(&private.key_ref).unwrap();
+    for o in first.iter().filter(|o| o.class == ObjectClass::PublicKey) {
+        let _ = b.destroy(&o.key_ref);
+    }
+    make(1);
+    let ours: HashMap<String, String> = identities(&b).into_iter().collect();
+    assert_eq!(
+        ours.len(),
+        6,
+        "three key pairs, each object its own id: {ours:?}"
+    );
+    for id in &doomed {
+        assert!(
+            !ours.contains_key(id),
+            "a destroyed key's id {id} was given to another key"
+        );
+    }
+    // A fresh process numbers SoftHSM's handles anew: the ids must not move.
+    let conf = env().conf.display().to_string();
+    let text = run_helper("helper_identities", &[("HSMUX_TEST_IDS_CONF", &conf)]);
+    let theirs: HashMap<String, String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("IDENTITY\t"))
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(id, what)| (id.to_string(), what.to_string()))
+        .collect();
+    assert_eq!(
+        theirs, ours,
+        "every id names the same key in both processes"
     );
 }

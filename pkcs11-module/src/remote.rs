@@ -88,7 +88,7 @@ pub fn describe(ro: &RemoteObject, destroyable: bool) -> Result<Attributes> {
     a.set(CKA_LABEL, ro.label.as_bytes().to_vec());
     a.set(
         CKA_UNIQUE_ID,
-        openssl::sha::sha256(ro.key_ref.as_bytes())[..16]
+        openssl::sha::sha256(ro.unique_id.as_bytes())[..16]
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
@@ -1127,6 +1127,7 @@ mod tests {
             .unwrap();
         let ro = RemoteObject {
             key_ref: "arn:k".into(),
+            unique_id: "arn:k".into(),
             class: ObjectClass::PrivateKey,
             id: vec![1, 2],
             label: "web".into(),

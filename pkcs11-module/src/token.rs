@@ -31,7 +31,8 @@ struct Objects {
     stamps: HashMap<ObjectId, Stamp>,
     /// Records with a sealed part, kept to unseal them at each login.
     sealed: HashMap<ObjectId, ObjectRecord>,
-    /// Remote objects by (class, backend reference), so a re-listing keeps handles.
+    /// Remote objects by (class, the backend's lasting identity), so a re-listing keeps
+    /// handles and a reference the service gives to another object gets a new handle.
     by_ref: HashMap<(u8, String), CK_OBJECT_HANDLE>,
     generation: Option<u64>,
 }
@@ -607,7 +608,7 @@ impl Token {
         destroyable: bool,
     ) -> Result<CK_OBJECT_HANDLE> {
         let attrs = remote::describe(ro, destroyable)?;
-        let key = (ro.class as u8, ro.key_ref.clone());
+        let key = (ro.class as u8, ro.unique_id.clone());
         let h = match o.by_ref.get(&key) {
             Some(h) => *h,
             None => self.next_handle(),
@@ -842,7 +843,8 @@ impl Token {
             let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
             o.live
                 .retain(|_, x| x.remote.as_ref().map(|k| &k.key_ref) != Some(key_ref));
-            o.by_ref.retain(|(_, k), _| k != key_ref);
+            let o = &mut *o;
+            o.by_ref.retain(|_, h| o.live.contains_key(h));
             return Ok(());
         }
         if let Some(id) = &obj.store_id {

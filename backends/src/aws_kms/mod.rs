@@ -438,6 +438,8 @@ impl AwsKmsBackend {
         let id = key_id_bytes(&meta.key_id);
         let object = |class, kind, usage, spki: Option<Vec<u8>>| RemoteObject {
             key_ref: meta.arn.clone(),
+            // A key ARN names one key for ever: KMS key ids are never reused.
+            unique_id: meta.arn.clone(),
             class,
             id: id.clone(),
             label: label.to_string(),

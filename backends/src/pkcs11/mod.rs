@@ -750,7 +750,11 @@ impl Pkcs11Backend {
             return Ok(None);
         };
         let key_type = head.ulong(CKA_KEY_TYPE);
+        // Vendor handles are per process: the identity is settled from what the object
+        // is once its public half is known (see `settle_identity`); a secret key adds its
+        // check value.
         let obj = |class, id, label: Option<Vec<u8>>| RemoteObject {
+            unique_id: String::new(),
             key_ref: h.to_string(),
             class,
             id,
@@ -832,6 +836,7 @@ impl Pkcs11Backend {
                         CKA_DERIVE,
                         CKA_NEVER_EXTRACTABLE,
                         CKA_VALUE_LEN,
+                        CKA_CHECK_VALUE,
                     ],
                 )?;
                 let len = a.ulong(CKA_VALUE_LEN).unwrap_or(0) as usize;
@@ -877,6 +882,9 @@ impl Pkcs11Backend {
                     derive: a.bool(CKA_DERIVE),
                 };
                 o.never_extractable = a.bool(CKA_NEVER_EXTRACTABLE);
+                if let Some(kcv) = a.get(CKA_CHECK_VALUE).filter(|v| !v.is_empty()) {
+                    o.unique_id = format!("kcv:{}", hex(kcv));
+                }
                 Ok(Some(o))
             }
             (CKO_CERTIFICATE, _) => {
@@ -999,6 +1007,144 @@ impl Pkcs11Backend {
             }
         }
         Ok(Some(o))
+    }
+
+    /// The vendor objects of a new key, before [`settle_identity`].
+    fn generate_objects(&self, spec: &KeySpec) -> BackendResult<Vec<RemoteObject>> {
+        let id = if spec.id.is_empty() {
+            let mut id = vec![0u8; 16];
+            openssl::rand::rand_bytes(&mut id)
+                .map_err(|e| BackendError::Other(format!("random key id: {e}")))?;
+            id
+        } else {
+            spec.id.clone()
+        };
+        let label = spec.label.as_bytes().to_vec();
+        let u = spec.usage;
+        let common = |private: bool| {
+            let mut t = vec![
+                (CKA_TOKEN, bool_attr(true)),
+                (CKA_PRIVATE, bool_attr(private)),
+                (CKA_LABEL, label.clone()),
+                (CKA_ID, id.clone()),
+            ];
+            if private {
+                t.push((CKA_SENSITIVE, bool_attr(true)));
+                t.push((CKA_EXTRACTABLE, bool_attr(false)));
+            }
+            t
+        };
+        let (pub_extra, priv_extra) = &spec.extra;
+        let pair = |mech: CK_MECHANISM_TYPE,
+                    mut public: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+                    mut private: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
+                    rsa: bool| {
+            // Every usage flag explicit: vendors default the unnamed ones (SoftHSM to true).
+            public.extend([
+                (CKA_VERIFY, bool_attr(u.sign || u.verify)),
+                (CKA_ENCRYPT, bool_attr(rsa && (u.decrypt || u.encrypt))),
+                (CKA_WRAP, bool_attr(rsa && (u.unwrap || u.wrap))),
+                (CKA_DERIVE, bool_attr(false)),
+            ]);
+            private.extend([
+                (CKA_SIGN, bool_attr(u.sign)),
+                (CKA_DECRYPT, bool_attr(rsa && u.decrypt)),
+                (CKA_UNWRAP, bool_attr(rsa && u.unwrap)),
+                (CKA_DERIVE, bool_attr(!rsa && u.derive)),
+            ]);
+            let public = merge(public, pub_extra);
+            let private = merge(private, priv_extra);
+            self.run(|s| {
+                let (hpub, hpriv) = self.vendor.generate_key_pair(
+                    s,
+                    mech,
+                    &borrowed(&public),
+                    &borrowed(&private),
+                )?;
+                let p = self.describe(s, hpub)?;
+                let k = self.describe(s, hpriv)?;
+                Ok((p, k))
+            })
+        };
+        let secret = |mech: CK_MECHANISM_TYPE, key_type: CK_KEY_TYPE, len: usize| {
+            let mut t = common(true);
+            t.extend([
+                (CKA_CLASS, ulong_attr(CKO_SECRET_KEY)),
+                (CKA_KEY_TYPE, ulong_attr(key_type)),
+                (CKA_VALUE_LEN, ulong_attr(len as CK_ULONG)),
+                (CKA_SIGN, bool_attr(u.sign)),
+                (CKA_VERIFY, bool_attr(u.verify || u.sign)),
+                (CKA_DERIVE, bool_attr(u.derive)),
+                (CKA_ENCRYPT, bool_attr(key_type == CKK_AES && u.encrypt)),
+                (CKA_DECRYPT, bool_attr(key_type == CKK_AES && u.decrypt)),
+                (CKA_WRAP, bool_attr(key_type == CKK_AES && u.wrap)),
+                (CKA_UNWRAP, bool_attr(key_type == CKK_AES && u.unwrap)),
+            ]);
+            let t = merge(t, priv_extra);
+            self.run(|s| {
+                let h = self.vendor.generate_key(s, mech, &borrowed(&t))?;
+                self.describe(s, h)
+            })
+        };
+        let made = match &spec.kind {
+            KeyKind::Rsa { bits } => {
+                let mut public = common(false);
+                public.push((CKA_MODULUS_BITS, ulong_attr(*bits as CK_ULONG)));
+                public.push((CKA_PUBLIC_EXPONENT, vec![0x01, 0x00, 0x01]));
+                pair(CKM_RSA_PKCS_KEY_PAIR_GEN, public, common(true), true)
+            }
+            KeyKind::Ec { params } => {
+                let mut public = common(false);
+                public.push((CKA_EC_PARAMS, params.clone()));
+                pair(CKM_EC_KEY_PAIR_GEN, public, common(true), false)
+            }
+            KeyKind::Ed25519 => {
+                let mut public = common(false);
+                public.push((CKA_EC_PARAMS, keys::ED25519_OID.to_vec()));
+                pair(CKM_EC_EDWARDS_KEY_PAIR_GEN, public, common(true), false)
+            }
+            KeyKind::Aes { len } => {
+                return secret(CKM_AES_KEY_GEN, CKK_AES, *len)
+                    .map_err(map_err)?
+                    .map(|o| vec![o])
+                    .ok_or_else(|| {
+                        BackendError::Other("the vendor made an unreadable AES key".into())
+                    })
+            }
+            KeyKind::GenericSecret { len } => {
+                return secret(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, *len)
+                    .map_err(map_err)?
+                    .map(|o| vec![o])
+                    .ok_or_else(|| {
+                        BackendError::Other("the vendor made an unreadable secret".into())
+                    })
+            }
+            KeyKind::Hmac { hash, len } => {
+                let len = if *len == 0 { hash.output_len() } else { *len };
+                return secret(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, len)
+                    .map_err(map_err)?
+                    .map(|o| vec![o])
+                    .ok_or_else(|| {
+                        BackendError::Other("the vendor made an unreadable secret".into())
+                    });
+            }
+            KeyKind::ServiceSymmetric => {
+                return Err(BackendError::Unsupported(
+                    "a PKCS#11 token has no service-format keys".into(),
+                ))
+            }
+        };
+        match made.map_err(map_err)? {
+            (Some(public), Some(mut private)) => {
+                if private.public_key_der.is_none() {
+                    adopt_public(&mut private, &public);
+                }
+                Ok(vec![private, public])
+            }
+            _ => Err(BackendError::Other(
+                "the vendor made a key pair it cannot describe".into(),
+            )),
+        }
     }
 
     fn sign_pss(
@@ -1191,6 +1337,39 @@ fn adopt_public(private: &mut RemoteObject, public: &RemoteObject) {
 }
 
 /// Gives private keys without a public key the one of the public object with their id.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Gives every object its lasting identity, a fingerprint of class, key kind, `CKA_ID`,
+/// label and public key (or check value, certificate or data value): a key destroyed and
+/// made again under the same name has another public key, so another identity. Objects
+/// alike in all of that are told apart by their order in `objects`. (A vendor's own
+/// `CKA_UNIQUE_ID` would be better still; SoftHSM 2.6 has none, and asking for it costs
+/// every object two more vendor calls.)
+fn settle_identity(objects: &mut [RemoteObject]) {
+    pair_halves(objects);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for o in objects.iter_mut() {
+        let mut h = openssl::sha::Sha256::new();
+        let mut part = |b: &[u8]| {
+            h.update(&(b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        part(&[o.class as u8]);
+        part(format!("{:?}", o.kind).as_bytes());
+        part(&o.id);
+        part(o.label.as_bytes());
+        part(o.public_key_der.as_deref().unwrap_or_default());
+        part(&o.value.as_deref().map(openssl::sha::sha256).unwrap_or_default());
+        part(o.unique_id.as_bytes());
+        let fp = format!("fp:{}", hex(&h.finish()[..16]));
+        let n = seen.entry(fp.clone()).or_insert(0);
+        *n += 1;
+        o.unique_id = if *n == 1 { fp } else { format!("{fp}#{n}") };
+    }
+}
+
 fn pair_halves(objects: &mut [RemoteObject]) {
     let publics: Vec<RemoteObject> = objects
         .iter()
@@ -1201,7 +1380,10 @@ fn pair_halves(objects: &mut [RemoteObject]) {
         .collect();
     for o in objects.iter_mut() {
         if o.class == ObjectClass::PrivateKey && o.public_key_der.is_none() {
-            if let Some(p) = publics.iter().find(|p| p.id == o.id && same_family(p, o)) {
+            // Only an unambiguous partner: two public keys with this CKA_ID could be
+            // either key's, and the wrong public value is worse than none.
+            let mut partners = publics.iter().filter(|p| p.id == o.id && same_family(p, o));
+            if let (Some(p), None) = (partners.next(), partners.next()) {
                 adopt_public(o, p);
             }
         }
@@ -1266,7 +1448,7 @@ impl Backend for Pkcs11Backend {
                 Ok(out)
             })
             .map_err(map_err)?;
-        pair_halves(&mut objects);
+        settle_identity(&mut objects);
         Ok(objects)
     }
 
@@ -1348,140 +1530,9 @@ impl Backend for Pkcs11Backend {
     }
 
     fn generate(&self, spec: &KeySpec) -> BackendResult<Vec<RemoteObject>> {
-        let id = if spec.id.is_empty() {
-            let mut id = vec![0u8; 16];
-            openssl::rand::rand_bytes(&mut id)
-                .map_err(|e| BackendError::Other(format!("random key id: {e}")))?;
-            id
-        } else {
-            spec.id.clone()
-        };
-        let label = spec.label.as_bytes().to_vec();
-        let u = spec.usage;
-        let common = |private: bool| {
-            let mut t = vec![
-                (CKA_TOKEN, bool_attr(true)),
-                (CKA_PRIVATE, bool_attr(private)),
-                (CKA_LABEL, label.clone()),
-                (CKA_ID, id.clone()),
-            ];
-            if private {
-                t.push((CKA_SENSITIVE, bool_attr(true)));
-                t.push((CKA_EXTRACTABLE, bool_attr(false)));
-            }
-            t
-        };
-        let (pub_extra, priv_extra) = &spec.extra;
-        let pair = |mech: CK_MECHANISM_TYPE,
-                    mut public: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
-                    mut private: Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>,
-                    rsa: bool| {
-            // Every usage flag explicit: vendors default the unnamed ones (SoftHSM to true).
-            public.extend([
-                (CKA_VERIFY, bool_attr(u.sign || u.verify)),
-                (CKA_ENCRYPT, bool_attr(rsa && (u.decrypt || u.encrypt))),
-                (CKA_WRAP, bool_attr(rsa && (u.unwrap || u.wrap))),
-                (CKA_DERIVE, bool_attr(false)),
-            ]);
-            private.extend([
-                (CKA_SIGN, bool_attr(u.sign)),
-                (CKA_DECRYPT, bool_attr(rsa && u.decrypt)),
-                (CKA_UNWRAP, bool_attr(rsa && u.unwrap)),
-                (CKA_DERIVE, bool_attr(!rsa && u.derive)),
-            ]);
-            let public = merge(public, pub_extra);
-            let private = merge(private, priv_extra);
-            self.run(|s| {
-                let (hpub, hpriv) = self.vendor.generate_key_pair(
-                    s,
-                    mech,
-                    &borrowed(&public),
-                    &borrowed(&private),
-                )?;
-                let p = self.describe(s, hpub)?;
-                let k = self.describe(s, hpriv)?;
-                Ok((p, k))
-            })
-        };
-        let secret = |mech: CK_MECHANISM_TYPE, key_type: CK_KEY_TYPE, len: usize| {
-            let mut t = common(true);
-            t.extend([
-                (CKA_CLASS, ulong_attr(CKO_SECRET_KEY)),
-                (CKA_KEY_TYPE, ulong_attr(key_type)),
-                (CKA_VALUE_LEN, ulong_attr(len as CK_ULONG)),
-                (CKA_SIGN, bool_attr(u.sign)),
-                (CKA_VERIFY, bool_attr(u.verify || u.sign)),
-                (CKA_DERIVE, bool_attr(u.derive)),
-                (CKA_ENCRYPT, bool_attr(key_type == CKK_AES && u.encrypt)),
-                (CKA_DECRYPT, bool_attr(key_type == CKK_AES && u.decrypt)),
-                (CKA_WRAP, bool_attr(key_type == CKK_AES && u.wrap)),
-                (CKA_UNWRAP, bool_attr(key_type == CKK_AES && u.unwrap)),
-            ]);
-            let t = merge(t, priv_extra);
-            self.run(|s| {
-                let h = self.vendor.generate_key(s, mech, &borrowed(&t))?;
-                self.describe(s, h)
-            })
-        };
-        let made = match &spec.kind {
-            KeyKind::Rsa { bits } => {
-                let mut public = common(false);
-                public.push((CKA_MODULUS_BITS, ulong_attr(*bits as CK_ULONG)));
-                public.push((CKA_PUBLIC_EXPONENT, vec![0x01, 0x00, 0x01]));
-                pair(CKM_RSA_PKCS_KEY_PAIR_GEN, public, common(true), true)
-            }
-            KeyKind::Ec { params } => {
-                let mut public = common(false);
-                public.push((CKA_EC_PARAMS, params.clone()));
-                pair(CKM_EC_KEY_PAIR_GEN, public, common(true), false)
-            }
-            KeyKind::Ed25519 => {
-                let mut public = common(false);
-                public.push((CKA_EC_PARAMS, keys::ED25519_OID.to_vec()));
-                pair(CKM_EC_EDWARDS_KEY_PAIR_GEN, public, common(true), false)
-            }
-            KeyKind::Aes { len } => {
-                return secret(CKM_AES_KEY_GEN, CKK_AES, *len)
-                    .map_err(map_err)?
-                    .map(|o| vec![o])
-                    .ok_or_else(|| {
-                        BackendError::Other("the vendor made an unreadable AES key".into())
-                    })
-            }
-            KeyKind::GenericSecret { len } => {
-                return secret(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, *len)
-                    .map_err(map_err)?
-                    .map(|o| vec![o])
-                    .ok_or_else(|| {
-                        BackendError::Other("the vendor made an unreadable secret".into())
-                    })
-            }
-            KeyKind::Hmac { hash, len } => {
-                let len = if *len == 0 { hash.output_len() } else { *len };
-                return secret(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, len)
-                    .map_err(map_err)?
-                    .map(|o| vec![o])
-                    .ok_or_else(|| {
-                        BackendError::Other("the vendor made an unreadable secret".into())
-                    });
-            }
-            KeyKind::ServiceSymmetric => {
-                return Err(BackendError::Unsupported(
-                    "a PKCS#11 token has no service-format keys".into(),
-                ))
-            }
-        };
-        match made.map_err(map_err)? {
-            (Some(public), Some(mut private)) => {
-                if private.public_key_der.is_none() {
-                    adopt_public(&mut private, &public);
-                }
-                Ok(vec![private, public])
-            }
-            _ => Err(BackendError::Other(
-                "the vendor made a key pair it cannot describe".into(),
-            )),
-        }
+        let mut objects = self.generate_objects(spec)?;
+        settle_identity(&mut objects);
+        Ok(objects)
     }
 
     fn create_object(&self, attrs: &[(u64, Vec<u8>)]) -> BackendResult<RemoteObject> {
@@ -1492,7 +1543,10 @@ impl Backend for Pkcs11Backend {
         self.run(|s| {
             let h = self.vendor.create_object(s, &t)?;
             match self.describe_new(s, h) {
-                Ok(Some(o)) => Ok(Ok(o)),
+                Ok(Some(mut o)) => {
+                    settle_identity(std::slice::from_mut(&mut o));
+                    Ok(Ok(o))
+                }
                 // We could not track it: do not leave it behind.
                 Ok(None) => {
                     let _ = self.vendor.destroy_object(s, h);
