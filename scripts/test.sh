@@ -76,6 +76,12 @@ if [[ ${SKIP_CARGO:-0} != 1 ]]; then
     step "cargo fmt --all --check" 300 cargo fmt --all --check
     step "cargo clippy --all-targets -- -D warnings" 1200 cargo clippy --all-targets -- -D warnings
     step "cargo build --release" 1200 cargo build --release
+    # Each backend behind its own cargo feature: the module builds with each one alone.
+    for feature in local pkcs11 aws-kms; do
+        step "cargo build --release -p hsmux --no-default-features --features $feature" 900 \
+            cargo build --release -p hsmux --no-default-features --features "$feature" \
+            --target-dir target/features
+    done
 
     # LocalStack plays AWS KMS for the aws-kms backend's tests (KMS only, no Docker,
     # 127.0.0.1, stopped by PID on exit).
