@@ -323,6 +323,14 @@ fn check_sign(backend: &dyn Backend, mech: &Mechanism, key: &RemoteKey) -> Resul
         let Some(scheme) = c.macs.iter().find(|s| s.hash == h) else {
             return Err(refuse(backend, "MAC", mech));
         };
+        if let Some(KeyKind::Hmac { hash, .. }) = &key.kind {
+            if *hash != h {
+                bail!(
+                    CKR_KEY_TYPE_INCONSISTENT,
+                    "the service key MACs with {hash:?} only, not {h:?}"
+                );
+            }
+        }
         let len = match &key.kind {
             Some(KeyKind::Hmac { len, .. } | KeyKind::GenericSecret { len }) => *len,
             _ => 0,
@@ -334,14 +342,6 @@ fn check_sign(backend: &dyn Backend, mech: &Mechanism, key: &RemoteKey) -> Resul
                 backend.kind(),
                 scheme.min_key_len
             );
-        }
-        if let Some(KeyKind::Hmac { hash, .. }) = &key.kind {
-            if *hash != h {
-                bail!(
-                    CKR_KEY_TYPE_INCONSISTENT,
-                    "the service key MACs with {hash:?} only, not {h:?}"
-                );
-            }
         }
         return Ok(());
     }

@@ -378,7 +378,8 @@ pub fn find_slot_by_label(pkcs11: &Pkcs11, label: &str) -> Option<Slot> {
         })
 }
 
-fn setup_softhsm(dir: &Path) {
+/// A SoftHSMv2 configuration with its token directory under `dir`, in `SOFTHSM2_CONF`.
+pub fn setup_softhsm(dir: &Path) {
     let tokens = dir.join("softhsm-tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     let conf = dir.join("softhsm2.conf");

@@ -89,18 +89,7 @@ fn softhsm(dir: &Path) -> bool {
     if !Path::new(SOFTHSM_LIB).exists() {
         return false;
     }
-    let tokens = dir.join("softhsm-tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    std::env::set_var("SOFTHSM2_CONF", &conf);
+    hsmux_tests::setup_softhsm(dir);
     let out = Command::new("softhsm2-util")
         .args(["--init-token", "--free", "--label", "honest-hsm"])
         .args(["--so-pin", SO_PIN, "--pin", PIN])
