@@ -231,19 +231,12 @@ check_output "self-signed RSA certificate signed in KMS verifies" "rsa-cert.pem:
     make_cert "$RSA_URI" rsa-cert.pem
 tls_handshake() { # tls_handshake URI CERT PEER_SIG_TYPE
     local uri=$1 cert=$2 sigtype=$3 port pid srv_rc
-    port=$(free_port)
-    rm -f server.log client.log
-    timeout 60 openssl s_server -engine pkcs11 -keyform engine -key "$uri" -cert "$cert" \
-        -accept "127.0.0.1:$port" -naccept 1 -www >server.log 2>&1 </dev/null &
-    pid=$!
-    track_pid "$pid"
+    rm -f client.log
+    serve server.log timeout 60 openssl s_server -engine pkcs11 -keyform engine -key "$uri" \
+        -cert "$cert" -accept '127.0.0.1:{PORT}' -naccept 1 -www || :
+    pid=${SERVE_PID:-} port=${SERVE_PORT:-}
     # shellcheck disable=SC2064 # expand the PID now: the trap runs after this function
     trap "kill $pid 2>/dev/null || :" EXIT
-    for _ in $(seq 1 100); do
-        grep -q '^ACCEPT' server.log 2>/dev/null && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
     must_match server.log '^ACCEPT'
     printf 'GET / HTTP/1.0\r\n\r\n' | env -u OPENSSL_CONF timeout 30 openssl s_client \
         -connect "127.0.0.1:$port" -tls1_3 -CAfile "$cert" -verify_return_error \

@@ -95,19 +95,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyou
 # the type of the signature the client made in the token ("Peer signature type").
 client_auth() {
     local label=$1 cert=$2 priority=$3 proto=$4 sigtype=$5 port pid srv_rc
-    port=$(free_port)
-    rm -f server.log client.log
-    timeout 60 openssl s_server -key server.key -cert server.pem -accept "127.0.0.1:$port" \
-        -naccept 1 -www -Verify 1 -verify_return_error -CAfile "$cert" >server.log 2>&1 </dev/null &
-    pid=$!
-    track_pid "$pid"
+    rm -f client.log
+    serve server.log timeout 60 openssl s_server -key server.key -cert server.pem \
+        -accept '127.0.0.1:{PORT}' -naccept 1 -www -Verify 1 -verify_return_error \
+        -CAfile "$cert" || :
+    pid=${SERVE_PID:-} port=${SERVE_PORT:-}
     # shellcheck disable=SC2064 # expand the PID now: the trap runs after this function
     trap "kill $pid 2>/dev/null || :" EXIT
-    for _ in $(seq 1 100); do
-        grep -q '^ACCEPT' server.log 2>/dev/null && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
     must_match server.log '^ACCEPT'
     printf 'GET / HTTP/1.0\r\n\r\n' | timeout 30 gnutls-cli --provider "$MODULE" \
         --x509keyfile "$TOKEN_URI;object=$label;type=private" --x509certfile "$cert" \

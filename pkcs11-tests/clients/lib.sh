@@ -266,11 +266,15 @@ ec_pubkey_from_attributes() {
     openssl pkey -pubin -inform DER -in "$2.der" -out "$2"
 }
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on right now.
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now, chosen below the
+# kernel's ephemeral range, where outgoing connections (and their TIME_WAIT) never sit.
 free_port() {
-    local port i
+    local port i lo=32768 hi
+    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || :
+    : "${hi:-}"
+    ((lo > 11000)) || lo=32768
     for i in $(seq 1 50); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0
@@ -278,6 +282,34 @@ free_port() {
         : "$i"
     done
     echo "no free port found" >&2
+    return 1
+}
+
+# serve LOG CMD...: runs the server CMD in the background, every "{PORT}" in its arguments
+# replaced by a free port, and waits (at most 20 s) for "ACCEPT" in LOG. A port taken
+# between the choice and the bind is tried again on another one. Sets SERVE_PORT and
+# SERVE_PID (tracked, so it is stopped by PID at the end); fails when the server does not
+# come up, LOG saying why.
+serve() {
+    local log=$1 try a args
+    shift
+    for try in 1 2 3 4 5; do
+        SERVE_PORT=$(free_port) || return 1
+        args=()
+        for a in "$@"; do args+=("${a//\{PORT\}/$SERVE_PORT}"); done
+        rm -f "$log"
+        "${args[@]}" >"$log" 2>&1 </dev/null &
+        SERVE_PID=$!
+        track_pid "$SERVE_PID"
+        for _ in $(seq 1 200); do
+            grep -q '^ACCEPT' "$log" 2>/dev/null && return 0
+            kill -0 "$SERVE_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        grep -q 'Address already in use' "$log" 2>/dev/null || break
+        echo "port $SERVE_PORT was taken (try $try); another one" >&2
+    done
+    cat "$log" >&2
     return 1
 }
 

@@ -167,20 +167,13 @@ log "TLS servers whose private key is in the token"
 tls_handshake() {
     local uri=$1 cert=$2 version=$3 sigtype=$4 port pid srv_rc
     shift 4
-    port=$(free_port)
-    rm -f server.log client.log
-    timeout 60 openssl s_server -engine pkcs11 -keyform engine -key "$uri" -cert "$cert" \
-        -accept "127.0.0.1:$port" -naccept 1 -www >server.log 2>&1 </dev/null &
-    pid=$!
-    track_pid "$pid"
+    rm -f client.log
+    serve server.log timeout 60 openssl s_server -engine pkcs11 -keyform engine -key "$uri" \
+        -cert "$cert" -accept '127.0.0.1:{PORT}' -naccept 1 -www || :
+    pid=${SERVE_PID:-} port=${SERVE_PORT:-}
     # Kill the server if this check ends early; a normal run reaps it below.
     # shellcheck disable=SC2064 # expand the PID now: the trap runs after this function
     trap "kill $pid 2>/dev/null || :" EXIT
-    for _ in $(seq 1 100); do
-        grep -q '^ACCEPT' server.log 2>/dev/null && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
     echo "--- server start"
     cat server.log
     must_match server.log '^ACCEPT'
