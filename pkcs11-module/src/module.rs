@@ -508,7 +508,7 @@ impl Module {
         let mut tmpl = template.clone();
         default_class(&mut tmpl, CKO_SECRET_KEY)?;
         pre_check(t, &tmpl, s.rw)?;
-        if t.backend().is_some() && tmpl.bool_or(CKA_TOKEN, false)? {
+        if t.service().is_some() && tmpl.bool_or(CKA_TOKEN, false)? {
             let len = tmpl.get_ulong(CKA_VALUE_LEN)?.unwrap_or(0) as usize;
             let kind = match mech {
                 Mechanism::AesKeyGen => KeyKind::Aes { len },
@@ -561,7 +561,7 @@ impl Module {
         default_class(&mut st, CKO_PRIVATE_KEY)?;
         pre_check(t, &pt, s.rw)?;
         pre_check(t, &st, s.rw)?;
-        if t.backend().is_some() && st.bool_or(CKA_TOKEN, false)? {
+        if t.service().is_some() && st.bool_or(CKA_TOKEN, false)? {
             let kind = match mech {
                 Mechanism::RsaPkcsKeyPairGen => {
                     let bits = pt.get_ulong(CKA_MODULUS_BITS)?.ok_or_else(|| {
@@ -825,10 +825,10 @@ impl Module {
             bail!(CKR_OPERATION_ACTIVE);
         }
         let obj = self.key_object(t, key, Usage::Sign, mech.mech_type())?;
-        let op: Box<dyn SignOp> = match (&obj.remote, t.backend()) {
+        let op: Box<dyn SignOp> = match (&obj.remote, t.service()) {
             (Some(remote), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
                 let public = obj.key().ok();
-                Box::new(RemoteSign::new(b.clone(), remote, mech, public.as_deref())?)
+                Box::new(RemoteSign::new(b, remote, mech, public.as_deref())?)
             }
             _ => hsmux_mech::sign_init(mech, &obj.key()?)?,
         };
@@ -890,10 +890,10 @@ impl Module {
             bail!(CKR_OPERATION_ACTIVE);
         }
         let obj = self.key_object(t, key, Usage::Verify, mech.mech_type())?;
-        ops.verify = Some(Pending::new(match (&obj.remote, t.backend()) {
+        ops.verify = Some(Pending::new(match (&obj.remote, t.service()) {
             // A MAC key in the service verifies there; public halves verify here.
             (Some(remote), Some(b)) if obj.class() == CKO_SECRET_KEY => {
-                Box::new(RemoteVerify::new(b.clone(), remote, mech)?)
+                Box::new(RemoteVerify::new(b, remote, mech)?)
             }
             _ => hsmux_mech::verify_init(mech, &obj.key()?)?,
         }));
@@ -948,11 +948,11 @@ impl Module {
         };
         let obj = self.key_object(t, key, usage, mech.mech_type())?;
         let auth = obj.flag(CKA_ALWAYS_AUTHENTICATE);
-        let op: Box<dyn CipherOp> = match (&obj.remote, t.backend()) {
+        let op: Box<dyn CipherOp> = match (&obj.remote, t.service()) {
             (Some(remote), Some(b)) if obj.class() != CKO_PUBLIC_KEY => {
                 let public = obj.key().ok();
                 Box::new(RemoteCipher::new(
-                    b.clone(),
+                    b,
                     remote,
                     mech,
                     encrypt,

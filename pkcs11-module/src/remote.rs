@@ -16,6 +16,26 @@ use zeroize::Zeroizing;
 /// Key type of a service-only symmetric key (e.g. a KMS `SYMMETRIC_DEFAULT` key).
 pub const CKK_HSMUX_SERVICE_SYMMETRIC: CK_KEY_TYPE = CKK_VENDOR_DEFINED | 0x4853_0001;
 
+/// A backend and what it can do, read once when its token opened: every `C_*Init` on a
+/// service key checks these capabilities without asking the backend again.
+#[derive(Clone)]
+pub struct Service {
+    /// The backend.
+    pub backend: Arc<dyn Backend>,
+    /// Its capabilities.
+    pub caps: Arc<Capabilities>,
+}
+
+impl Service {
+    /// Reads the backend's capabilities once.
+    pub fn new(backend: Arc<dyn Backend>) -> Service {
+        Service {
+            caps: Arc::new(backend.capabilities()),
+            backend,
+        }
+    }
+}
+
 /// Maps a backend failure to the `CK_RV` a client can act on, keeping the detail for the log.
 pub fn backend_err(e: BackendError, what: &str) -> Error {
     let rv = match &e {
@@ -303,12 +323,12 @@ pub fn can_decrypt(c: &Capabilities, m: CK_MECHANISM_TYPE) -> bool {
         || symmetric_scheme(m).is_some_and(|s| c.symmetric.contains(&s))
 }
 
-fn refuse(backend: &dyn Backend, what: &str, mech: &Mechanism) -> Error {
+fn refuse(service: &Service, what: &str, mech: &Mechanism) -> Error {
     Error::new(
         CKR_MECHANISM_INVALID,
         format!(
             "the {} service cannot {what} with mechanism {:#x}",
-            backend.kind(),
+            service.backend.kind(),
             mech.mech_type()
         ),
     )
@@ -316,12 +336,12 @@ fn refuse(backend: &dyn Backend, what: &str, mech: &Mechanism) -> Error {
 
 /// Checks, at `C_SignInit`, that the service signs with `mech` (and its parameters) by
 /// this key: the same schemes the mechanism list was made from.
-fn check_sign(backend: &dyn Backend, mech: &Mechanism, key: &RemoteKey) -> Result<()> {
-    let c = backend.capabilities();
+fn check_sign(service: &Service, mech: &Mechanism, key: &RemoteKey) -> Result<()> {
+    let (c, backend) = (&*service.caps, &*service.backend);
     let m = mech.mech_type();
     if let Some(h) = hmac_hash(m) {
         let Some(scheme) = c.macs.iter().find(|s| s.hash == h) else {
-            return Err(refuse(backend, "MAC", mech));
+            return Err(refuse(service, "MAC", mech));
         };
         if let Some(KeyKind::Hmac { hash, .. }) = &key.kind {
             if *hash != h {
@@ -345,9 +365,9 @@ fn check_sign(backend: &dyn Backend, mech: &Mechanism, key: &RemoteKey) -> Resul
         }
         return Ok(());
     }
-    let mut schemes = schemes_for(&c, m);
+    let mut schemes = schemes_for(c, m);
     if schemes.is_empty() {
-        return Err(refuse(backend, "sign", mech));
+        return Err(refuse(service, "sign", mech));
     }
     if let Some(p) = mech.pss_params() {
         let hash = hash_of(p.hash);
@@ -393,8 +413,8 @@ fn check_sign(backend: &dyn Backend, mech: &Mechanism, key: &RemoteKey) -> Resul
 }
 
 /// Checks, at `C_EncryptInit`/`C_DecryptInit`, that the service runs `mech` with its key.
-fn check_cipher(backend: &dyn Backend, mech: &Mechanism, encrypt: bool) -> Result<()> {
-    let c = backend.capabilities();
+fn check_cipher(service: &Service, mech: &Mechanism, encrypt: bool) -> Result<()> {
+    let (c, backend) = (&*service.caps, &*service.backend);
     let m = mech.mech_type();
     if let Some(s) = symmetric_scheme(m) {
         if c.symmetric.contains(&s) {
@@ -444,21 +464,15 @@ fn check_cipher(backend: &dyn Backend, mech: &Mechanism, encrypt: bool) -> Resul
         }
     }
     Err(refuse(
-        backend,
+        service,
         if encrypt { "encrypt" } else { "decrypt" },
         mech,
     ))
 }
 
 /// The signature request for `mech` over the (already hashed when the mechanism hashes)
-/// input; `any_pkcs1` when the service signs raw PKCS#1 v1.5 data, not only DigestInfos
-/// of the hashes in `pkcs1_hashes`.
-fn sign_request(
-    mech: &Mechanism,
-    input: Vec<u8>,
-    any_pkcs1: bool,
-    pkcs1_hashes: &[Hash],
-) -> Result<SignRequest> {
+/// input, as the service's capabilities `c` allow.
+fn sign_request(mech: &Mechanism, input: Vec<u8>, c: &Capabilities) -> Result<SignRequest> {
     let hash = mech.hash();
     Ok(match mech {
         Mechanism::Ecdsa
@@ -471,14 +485,19 @@ fn sign_request(
             digest: input,
         },
         Mechanism::RsaPkcs => {
+            // Without arbitrary-data PKCS#1 v1.5, the input must be a DigestInfo of a hash
+            // the service signs.
             let named = HashAlg::from_digest_info(&input)
                 .map(|(h, _)| hash_of(h))
-                .filter(|h| pkcs1_hashes.contains(h));
-            if named.is_none() && !any_pkcs1 {
+                .filter(|h| {
+                    c.signatures
+                        .contains(&SignScheme::RsaPkcs1 { hash: Some(*h) })
+                });
+            if named.is_none() && !c.signatures.contains(&SignScheme::RsaPkcs1 { hash: None }) {
                 bail!(
                     CKR_DATA_INVALID,
                     "the service signs raw CKM_RSA_PKCS input only when it is a DigestInfo of \
-                     {pkcs1_hashes:?}"
+                     a hash it signs with"
                 );
             }
             SignRequest::RsaPkcs1 {
@@ -578,14 +597,11 @@ impl Input {
 
 /// A signature by a key that stays in the service.
 pub struct RemoteSign {
-    backend: Arc<dyn Backend>,
+    service: Service,
     key_ref: String,
     mech: Mechanism,
     input: Input,
     sig_len: usize,
-    /// Raw `CKM_RSA_PKCS`: the service signs any data, or DigestInfos of these hashes.
-    any_pkcs1: bool,
-    pkcs1_hashes: Vec<Hash>,
 }
 
 /// Length of a signature by this key with this mechanism.
@@ -612,36 +628,23 @@ impl RemoteSign {
     /// Starts a signature with the service's key; `public` sizes the output. Refuses
     /// what the service's capabilities do not list for this mechanism and key.
     pub fn new(
-        backend: Arc<dyn Backend>,
+        service: &Service,
         key: &RemoteKey,
         mech: &Mechanism,
         public: Option<&KeyMaterial>,
     ) -> Result<RemoteSign> {
-        check_sign(&*backend, mech, key)?;
-        let caps = backend.capabilities();
-        let pkcs1_hashes = caps
-            .signatures
-            .iter()
-            .filter_map(|s| match s {
-                SignScheme::RsaPkcs1 { hash } => *hash,
-                _ => None,
-            })
-            .collect();
+        check_sign(service, mech, key)?;
         Ok(RemoteSign {
             input: Input::new(mech)?,
             sig_len: signature_len(mech, public),
-            any_pkcs1: caps
-                .signatures
-                .contains(&SignScheme::RsaPkcs1 { hash: None }),
-            pkcs1_hashes,
-            backend,
+            service: service.clone(),
             key_ref: key.key_ref.clone(),
             mech: mech.clone(),
         })
     }
     fn request(&mut self) -> Result<SignRequest> {
         let input = self.input.finish()?;
-        sign_request(&self.mech, input, self.any_pkcs1, &self.pkcs1_hashes)
+        sign_request(&self.mech, input, &self.service.caps)
     }
 }
 
@@ -651,7 +654,8 @@ impl SignOp for RemoteSign {
     }
     fn finish(&mut self) -> Result<Vec<u8>> {
         let req = self.request()?;
-        self.backend
+        self.service
+            .backend
             .sign(&self.key_ref, &req)
             .map_err(|e| backend_err(e, "sign"))
     }
@@ -669,12 +673,8 @@ pub struct RemoteVerify(RemoteSign);
 
 impl RemoteVerify {
     /// Starts a verification with the service's secret key.
-    pub fn new(
-        backend: Arc<dyn Backend>,
-        key: &RemoteKey,
-        mech: &Mechanism,
-    ) -> Result<RemoteVerify> {
-        Ok(RemoteVerify(RemoteSign::new(backend, key, mech, None)?))
+    pub fn new(service: &Service, key: &RemoteKey, mech: &Mechanism) -> Result<RemoteVerify> {
+        Ok(RemoteVerify(RemoteSign::new(service, key, mech, None)?))
     }
 }
 
@@ -692,7 +692,7 @@ impl VerifyOp for RemoteVerify {
             );
         }
         let req = self.0.request()?;
-        match self.0.backend.verify(&self.0.key_ref, &req, sig) {
+        match self.0.service.backend.verify(&self.0.key_ref, &req, sig) {
             Ok(true) => Ok(()),
             Ok(false) => bail!(CKR_SIGNATURE_INVALID),
             Err(e) => Err(backend_err(e, "verify")),
@@ -719,17 +719,17 @@ impl RemoteCipher {
     /// Starts a cipher operation with the service's key; refuses what the service's
     /// capabilities do not list.
     pub fn new(
-        backend: Arc<dyn Backend>,
+        service: &Service,
         key: &RemoteKey,
         mech: &Mechanism,
         encrypt: bool,
         public: Option<&KeyMaterial>,
     ) -> Result<RemoteCipher> {
-        check_cipher(&*backend, mech, encrypt)?;
+        check_cipher(service, mech, encrypt)?;
         let key_ref = key.key_ref.clone();
         let out_len = public.map(|k| k.size().div_ceil(8)).unwrap_or(0);
         Ok(RemoteCipher {
-            backend,
+            backend: service.backend.clone(),
             key_ref,
             mech: mech.clone(),
             encrypt,
@@ -908,7 +908,7 @@ mod tests {
         let rv = |r: Result<RemoteSign>| r.err().map(|e| e.rv);
         assert_eq!(
             rv(RemoteSign::new(
-                b.clone(),
+                &svc(&b),
                 &p256(),
                 &Mechanism::EcdsaSha256,
                 None
@@ -917,7 +917,7 @@ mod tests {
         );
         assert_eq!(
             rv(RemoteSign::new(
-                b.clone(),
+                &svc(&b),
                 &p256(),
                 &Mechanism::EcdsaSha1,
                 None
@@ -929,7 +929,7 @@ mod tests {
         }));
         assert_eq!(
             rv(RemoteSign::new(
-                b.clone(),
+                &svc(&b),
                 &p384,
                 &Mechanism::EcdsaSha256,
                 None
@@ -946,7 +946,7 @@ mod tests {
         let rsa = key(Some(KeyKind::Rsa { bits: 2048 }));
         assert_eq!(
             rv(RemoteSign::new(
-                b.clone(),
+                &svc(&b),
                 &rsa,
                 &pss(32, HashAlg::Sha256),
                 None
@@ -955,7 +955,7 @@ mod tests {
         );
         for bad in [pss(20, HashAlg::Sha256), pss(32, HashAlg::Sha1)] {
             assert_eq!(
-                rv(RemoteSign::new(b.clone(), &rsa, &bad, None)),
+                rv(RemoteSign::new(&svc(&b), &rsa, &bad, None)),
                 Some(CKR_MECHANISM_PARAM_INVALID)
             );
         }
@@ -965,7 +965,7 @@ mod tests {
         }));
         assert_eq!(
             rv(RemoteSign::new(
-                b.clone(),
+                &svc(&b),
                 &hmac256,
                 &Mechanism::Sha256Hmac,
                 None
@@ -974,7 +974,7 @@ mod tests {
         );
         assert_eq!(
             rv(RemoteSign::new(
-                b.clone(),
+                &svc(&b),
                 &hmac256,
                 &Mechanism::Sha384Hmac,
                 None
@@ -983,7 +983,7 @@ mod tests {
         );
         assert_eq!(
             rv(RemoteSign::new(
-                b.clone(),
+                &svc(&b),
                 &hmac256,
                 &Mechanism::Sha1Hmac,
                 None
@@ -993,14 +993,14 @@ mod tests {
         let short = key(Some(KeyKind::GenericSecret { len: 32 }));
         assert_eq!(
             rv(RemoteSign::new(
-                b.clone(),
+                &svc(&b),
                 &short,
                 &Mechanism::Sha384Hmac,
                 None
             )),
             Some(CKR_KEY_SIZE_RANGE)
         );
-        let c = b.capabilities();
+        let c = svc(&b).caps;
         for m in [
             CKM_ECDSA_SHA256,
             CKM_SHA256_RSA_PKCS_PSS,
@@ -1024,19 +1024,23 @@ mod tests {
     fn raw_pkcs1_input_must_be_a_digest_info_the_service_signs() {
         let b = recording();
         let rsa = key(Some(KeyKind::Rsa { bits: 2048 }));
-        let mut op = RemoteSign::new(b.clone(), &rsa, &Mechanism::RsaPkcs, None).unwrap();
+        let mut op = RemoteSign::new(&svc(&b), &rsa, &Mechanism::RsaPkcs, None).unwrap();
         assert_eq!(
             op.sign(b"not a digest info").err().unwrap().rv,
             CKR_DATA_INVALID
         );
         let mut sha1 = HashAlg::Sha1.digest_info_prefix().to_vec();
         sha1.extend([0u8; 20]);
-        let mut op = RemoteSign::new(b.clone(), &rsa, &Mechanism::RsaPkcs, None).unwrap();
+        let mut op = RemoteSign::new(&svc(&b), &rsa, &Mechanism::RsaPkcs, None).unwrap();
         assert_eq!(op.sign(&sha1).err().unwrap().rv, CKR_DATA_INVALID);
         assert!(
             b.calls.lock().unwrap().is_empty(),
             "nothing reached the service"
         );
+    }
+
+    fn svc(b: &Arc<Recording>) -> Service {
+        Service::new(b.clone())
     }
 
     fn recording() -> Arc<Recording> {
@@ -1058,7 +1062,7 @@ mod tests {
             .unwrap();
         let public = KeyMaterial::from_public_key_der(&spki).unwrap();
         let mut op =
-            RemoteSign::new(b.clone(), &p256(), &Mechanism::EcdsaSha256, Some(&public)).unwrap();
+            RemoteSign::new(&svc(&b), &p256(), &Mechanism::EcdsaSha256, Some(&public)).unwrap();
         assert_eq!(op.sig_len(), 64);
         op.update(b"hello ").unwrap();
         op.update(b"world").unwrap();
@@ -1083,11 +1087,11 @@ mod tests {
     fn service_symmetric_encryption_sends_the_whole_message_and_its_aad_once() {
         let b = recording();
         let mech = Mechanism::ServiceSymmetric(b"context".to_vec());
-        let mut op = RemoteCipher::new(b.clone(), &key(None), &mech, true, None).unwrap();
+        let mut op = RemoteCipher::new(&svc(&b), &key(None), &mech, true, None).unwrap();
         assert!(op.update(b"hello ").unwrap().is_empty());
         op.update(b"world").unwrap();
         assert_eq!(op.finish().unwrap(), b"blob");
-        let mut op = RemoteCipher::new(b.clone(), &key(None), &mech, false, None).unwrap();
+        let mut op = RemoteCipher::new(&svc(&b), &key(None), &mech, false, None).unwrap();
         assert_eq!(op.oneshot(b"blob").unwrap(), b"plain");
         let calls = b.ciphers.lock().unwrap().clone();
         assert_eq!(
@@ -1103,7 +1107,7 @@ mod tests {
                 },
             ]
         );
-        let e = RemoteCipher::new(b, &key(None), &Mechanism::RsaPkcs, false, None)
+        let e = RemoteCipher::new(&svc(&b), &key(None), &Mechanism::RsaPkcs, false, None)
             .err()
             .unwrap();
         assert_eq!(e.rv, CKR_MECHANISM_INVALID);
@@ -1112,7 +1116,7 @@ mod tests {
     #[test]
     fn mechanisms_the_service_lacks_are_refused_at_init() {
         let b = recording();
-        let e = RemoteSign::new(b, &key(None), &Mechanism::Sha384RsaPkcs, None)
+        let e = RemoteSign::new(&svc(&b), &key(None), &Mechanism::Sha384RsaPkcs, None)
             .err()
             .unwrap();
         assert_eq!(e.rv, CKR_MECHANISM_INVALID);

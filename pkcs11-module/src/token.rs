@@ -6,8 +6,7 @@ use crate::remote;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
 use hsmux_backends::{
-    Backend, Capabilities, KeySpec, LocalStore, MasterKey, ObjectId, ObjectRecord, Opened,
-    RemoteObject, Stamp, StoreError,
+    KeySpec, LocalStore, MasterKey, ObjectId, ObjectRecord, Opened, RemoteObject, Stamp, StoreError,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,8 +70,7 @@ enum Kind {
 }
 
 struct Remote {
-    backend: Arc<dyn Backend>,
-    caps: Capabilities,
+    service: remote::Service,
     ttl: Duration,
     /// When the object list was last fetched, and whether the user was logged in then.
     listed: Mutex<Option<(Instant, bool)>>,
@@ -117,8 +115,7 @@ impl Token {
         let kind = match opened {
             Opened::Store(store) => Kind::Local(store),
             Opened::Service { backend, list_ttl } => Kind::Remote(Remote {
-                caps: backend.capabilities(),
-                backend,
+                service: remote::Service::new(backend),
                 ttl: list_ttl,
                 listed: Mutex::new(None),
             }),
@@ -140,7 +137,7 @@ impl Token {
             Kind::Remote(r) => bail!(
                 CKR_FUNCTION_NOT_SUPPORTED,
                 "the {} token is managed by its service, not by PKCS#11 token administration",
-                r.backend.kind()
+                r.service.backend.kind()
             ),
         }
     }
@@ -152,16 +149,16 @@ impl Token {
         }
     }
 
-    /// The backend of a remote token.
-    pub fn backend(&self) -> Option<&Arc<dyn Backend>> {
-        self.remote().map(|r| &r.backend)
+    /// The backend of a remote token, with its capabilities.
+    pub fn service(&self) -> Option<&remote::Service> {
+        self.remote().map(|r| &r.service)
     }
 
     /// The model string of `C_GetTokenInfo`: the backend kind.
     pub fn model(&self) -> &'static str {
         match &self.kind {
             Kind::Local(_) => "local",
-            Kind::Remote(r) => r.backend.kind(),
+            Kind::Remote(r) => r.service.backend.kind(),
         }
     }
 
@@ -175,7 +172,8 @@ impl Token {
             None => all.collect(),
             Some(r) => all
                 .chain(
-                    r.caps
+                    r.service
+                        .caps
                         .symmetric
                         .contains(&hsmux_backends::SymmetricScheme::ServiceSymmetric)
                         .then_some((
@@ -190,11 +188,11 @@ impl Token {
                 .map(|(m, mut i)| {
                     // Private keys of this token sign only where the service can;
                     // verification and session keys stay in software.
-                    if remote::is_asymmetric_sign(m) && !remote::can_sign(&r.caps, m) {
+                    if remote::is_asymmetric_sign(m) && !remote::can_sign(&r.service.caps, m) {
                         i.flags &= !CKF_SIGN;
                     }
                     if matches!(m, CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_RSA_X_509) {
-                        if !remote::can_decrypt(&r.caps, m) {
+                        if !remote::can_decrypt(&r.service.caps, m) {
                             i.flags &= !CKF_DECRYPT;
                         }
                         // C_UnwrapKey under a key the service holds is not done yet (it
@@ -230,7 +228,7 @@ impl Token {
             let s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
             return Ok(TokenStatus {
                 label: self.config_label.clone(),
-                serial: r.backend.serial(),
+                serial: r.service.backend.serial(),
                 flags: CKF_RNG
                     | CKF_LOGIN_REQUIRED
                     | CKF_TOKEN_INITIALIZED
@@ -382,7 +380,8 @@ impl Token {
         match (user, current) {
             (CKU_USER, Some(CKU_USER)) => bail!(CKR_USER_ALREADY_LOGGED_IN),
             (CKU_USER, None) => {
-                r.backend
+                r.service
+                    .backend
                     .login(pin)
                     .map_err(|e| remote::backend_err(e, "login"))?;
                 self.login.write().unwrap_or_else(|e| e.into_inner()).user = Some(CKU_USER);
@@ -390,6 +389,7 @@ impl Token {
                 self.refresh()
             }
             (CKU_CONTEXT_SPECIFIC, Some(CKU_USER)) => r
+                .service
                 .backend
                 .login(pin)
                 .map_err(|e| remote::backend_err(e, "login")),
@@ -397,7 +397,7 @@ impl Token {
             (CKU_SO, _) => bail!(
                 CKR_USER_TYPE_INVALID,
                 "a {} token has no security officer: it is administered in its service",
-                r.backend.kind()
+                r.service.backend.kind()
             ),
             _ => bail!(CKR_USER_TYPE_INVALID),
         }
@@ -573,7 +573,7 @@ impl Token {
             }
         }
         // The listing is a network call: no object lock is held across it.
-        let objects = match r.backend.list() {
+        let objects = match r.service.backend.list() {
             Ok(v) => v,
             Err(e) if !user => {
                 tracing::info!(token = %self.config_label, "listing before login failed: {e}");
@@ -584,7 +584,7 @@ impl Token {
         let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
         let mut seen = std::collections::HashSet::new();
         for ro in &objects {
-            match self.admit_remote(&mut o, ro, r.caps.destroy) {
+            match self.admit_remote(&mut o, ro, r.service.caps.destroy) {
                 Ok(h) => {
                     seen.insert(h);
                 }
@@ -642,13 +642,14 @@ impl Token {
             );
         }
         let created = r
+            .service
             .backend
             .generate(spec)
             .map_err(|e| remote::backend_err(e, "generate"))?;
         let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
         for ro in &created {
-            let h = self.admit_remote(&mut o, ro, r.caps.destroy)?;
+            let h = self.admit_remote(&mut o, ro, r.service.caps.destroy)?;
             out.push((o.live[&h].class(), h));
         }
         Ok(out)
@@ -714,11 +715,11 @@ impl Token {
             return Ok(h);
         }
         if let Some(r) = self.remote() {
-            if !r.caps.create_objects {
+            if !r.service.caps.create_objects {
                 bail!(
                     CKR_TEMPLATE_INCONSISTENT,
                     "a {} token cannot store objects created by applications; use CKA_TOKEN=false",
-                    r.backend.kind()
+                    r.service.backend.kind()
                 );
             }
             let raw: Vec<(u64, Vec<u8>)> = attrs
@@ -727,11 +728,12 @@ impl Token {
                 .map(|(t, v)| (t, v.to_vec()))
                 .collect();
             let ro = r
+                .service
                 .backend
                 .create_object(&raw)
                 .map_err(|e| remote::backend_err(e, "create object"))?;
             let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
-            return self.admit_remote(&mut o, &ro, r.caps.destroy);
+            return self.admit_remote(&mut o, &ro, r.service.caps.destroy);
         }
         let id = LocalStore::new_object_id();
         let h = self.next_handle();
@@ -836,7 +838,8 @@ impl Token {
                 bail!(CKR_SESSION_READ_ONLY, "token objects need a R/W session");
             }
             let key_ref = &key.key_ref;
-            r.backend
+            r.service
+                .backend
                 .destroy(key_ref)
                 .map_err(|e| remote::backend_err(e, "destroy"))?;
             // Every object of that service key (both halves of a pair) goes with it.

@@ -627,21 +627,17 @@ impl Pkcs11Backend {
         // parameter set works; with only the vendor's own PSS/OAEP, MGF1 follows the hash.
         let raw_rsa_sign = can(CKM_RSA_X_509, CKF_SIGN);
         let raw_rsa_decrypt = can(CKM_RSA_X_509, CKF_DECRYPT);
+        // Raw input (`None`) and every hash.
+        let hashes = || std::iter::once(None).chain(ALL.map(Some));
         let mut signatures = Vec::new();
         if can(CKM_ECDSA, CKF_SIGN) {
-            signatures.extend(std::iter::once(None).chain(ALL.map(Some)).map(|hash| {
-                SignScheme::Ecdsa {
-                    hash,
-                    curves: Vec::new(),
-                }
+            signatures.extend(hashes().map(|hash| SignScheme::Ecdsa {
+                hash,
+                curves: Vec::new(),
             }));
         }
         if can(CKM_RSA_PKCS, CKF_SIGN) {
-            signatures.extend(
-                std::iter::once(None)
-                    .chain(ALL.map(Some))
-                    .map(|hash| SignScheme::RsaPkcs1 { hash }),
-            );
+            signatures.extend(hashes().map(|hash| SignScheme::RsaPkcs1 { hash }));
         }
         if raw_rsa_sign || can(CKM_RSA_PKCS_PSS, CKF_SIGN) {
             signatures.extend(ALL.map(|hash| SignScheme::RsaPss {
