@@ -1,0 +1,487 @@
+//! The module's global state: tokens (one per slot), sessions, and the operations a
+//! session runs. Everything here is safe Rust; the ABI layer turns pointers into the
+//! arguments these functions take.
+
+use crate::config;
+use crate::object::Origin;
+use crate::remote::{RemoteCipher, RemoteSign, RemoteVerify};
+use crate::token::Token;
+use crate::{bail, Attributes, Error, Result};
+use arc_swap::ArcSwap;
+use cryptoki_sys::*;
+use hsmux_backends::{Hash, KeyKind, KeySpec, KeyUsage};
+use hsmux_mech::{
+    CipherOp, DigestOp, GcmMessages, GcmStream, KeyMaterial, Mechanism, MessageParams, SignOp,
+    VerifyOp,
+};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use zeroize::Zeroizing;
+
+mod cipher;
+mod digest;
+mod keys;
+mod message;
+mod object;
+mod session;
+mod sign;
+
+thread_local! {
+    /// The slot the current call resolved, so its failure can be logged with its token.
+    static CURRENT_SLOT: std::cell::Cell<Option<CK_SLOT_ID>> = const { std::cell::Cell::new(None) };
+}
+
+/// The slot the running call on this thread is about, if it got that far.
+pub fn current_slot() -> Option<CK_SLOT_ID> {
+    CURRENT_SLOT.with(|c| c.get())
+}
+
+/// Forgets the slot of the previous call on this thread.
+pub fn clear_current_slot() {
+    CURRENT_SLOT.with(|c| c.set(None));
+}
+
+/// Where the output of a producing call goes.
+pub enum Out<'a> {
+    /// The caller passed a NULL buffer: it asks for the length only.
+    Query,
+    /// The caller's buffer.
+    Buf(&'a mut [u8]),
+}
+
+/// What a producing call did; the ABI writes the length and picks the `CK_RV`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Produced {
+    /// Length only (a NULL buffer); the operation goes on.
+    Len(usize),
+    /// Output written.
+    Written(usize),
+    /// The buffer is too small for this many bytes; the operation goes on.
+    TooSmall(usize),
+}
+
+/// An operation with output held back after a `CKR_BUFFER_TOO_SMALL`, so the retry
+/// returns the same bytes without redoing (or re-randomising) the work.
+pub struct Pending<T> {
+    op: T,
+    out: Option<Zeroizing<Vec<u8>>>,
+    mode: Option<Call>,
+}
+
+impl<T> Pending<T> {
+    fn new(op: T) -> Self {
+        Pending {
+            op,
+            out: None,
+            mode: None,
+        }
+    }
+}
+
+/// Which kind of call continues an operation: once an operation has been used in
+/// single-part or in multi-part form, the other form is refused (`CKR_OPERATION_ACTIVE`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Call {
+    /// `C_Encrypt`, `C_Sign`, `C_Digest`, `C_Verify`.
+    Single,
+    /// `C_*Update`.
+    Update,
+    /// `C_*Final`.
+    Final,
+}
+
+impl Call {
+    fn multi(self) -> bool {
+        self != Call::Single
+    }
+}
+
+/// Enforces one form per operation; a mixed call ends the operation.
+fn check_form<T>(slot: &mut Option<Pending<T>>, call: Call) -> Result<&mut Pending<T>> {
+    let mixed = match slot.as_ref() {
+        None => bail!(CKR_OPERATION_NOT_INITIALIZED),
+        Some(p) => p.mode.is_some_and(|m| m.multi() != call.multi()),
+    };
+    if mixed {
+        *slot = None;
+        bail!(
+            CKR_OPERATION_ACTIVE,
+            "single-part and multi-part calls cannot be mixed in one operation"
+        );
+    }
+    slot.as_mut()
+        .ok_or_else(|| Error::rv(CKR_OPERATION_NOT_INITIALIZED))
+}
+
+/// The one place that implements PKCS#11's output-buffer convention.
+fn deliver<T>(
+    slot: &mut Option<Pending<T>>,
+    out: Out<'_>,
+    call: Call,
+    hint: impl FnOnce(&T) -> usize,
+    compute: impl FnOnce(&mut T) -> Result<Vec<u8>>,
+) -> Result<Produced> {
+    deliver_with(slot, out, call, true, hint, compute)
+}
+
+/// [`deliver`], choosing whether a call that produced no output (a length query or
+/// `CKR_BUFFER_TOO_SMALL`) already commits the operation to its single- or multi-part form.
+fn deliver_with<T>(
+    slot: &mut Option<Pending<T>>,
+    out: Out<'_>,
+    call: Call,
+    commit_without_output: bool,
+    hint: impl FnOnce(&T) -> usize,
+    compute: impl FnOnce(&mut T) -> Result<Vec<u8>>,
+) -> Result<Produced> {
+    let ends = call != Call::Update;
+    let p = check_form(slot, call)?;
+    let buf = match out {
+        Out::Query => {
+            if commit_without_output {
+                p.mode = Some(call);
+            }
+            return Ok(Produced::Len(
+                p.out.as_ref().map_or_else(|| hint(&p.op), |v| v.len()),
+            ));
+        }
+        Out::Buf(b) => b,
+    };
+    let data = match p.out.take() {
+        Some(d) => d,
+        None => match compute(&mut p.op) {
+            Ok(d) => Zeroizing::new(d),
+            Err(e) => {
+                *slot = None;
+                return Err(e);
+            }
+        },
+    };
+    if buf.len() < data.len() {
+        let n = data.len();
+        p.out = Some(data);
+        if commit_without_output {
+            p.mode = Some(call);
+        }
+        return Ok(Produced::TooSmall(n));
+    }
+    buf[..data.len()].copy_from_slice(&data);
+    p.mode = Some(call);
+    if ends {
+        *slot = None;
+    }
+    Ok(Produced::Written(data.len()))
+}
+
+/// Runs a step of an operation that produces nothing; any error ends the operation, and
+/// so does the end of a single-part call or a final.
+fn step<T, R>(
+    slot: &mut Option<Pending<T>>,
+    call: Call,
+    f: impl FnOnce(&mut T) -> Result<R>,
+) -> Result<R> {
+    let p = check_form(slot, call)?;
+    p.mode = Some(call);
+    let r = f(&mut p.op);
+    if r.is_err() || call != Call::Update {
+        *slot = None;
+    }
+    r
+}
+
+/// Active operations of one session.
+#[derive(Default)]
+pub struct Ops {
+    find: Option<(Vec<CK_OBJECT_HANDLE>, usize)>,
+    sign: Option<Pending<Box<dyn SignOp>>>,
+    verify: Option<Pending<Box<dyn VerifyOp>>>,
+    encrypt: Option<Pending<Box<dyn CipherOp>>>,
+    decrypt: Option<Pending<Box<dyn CipherOp>>>,
+    digest: Option<Pending<Box<dyn DigestOp>>>,
+    message: Option<MessageOp>,
+    /// The key of the active sign/decrypt has `CKA_ALWAYS_AUTHENTICATE` and no
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)` has been made for this operation yet.
+    sign_auth: bool,
+    decrypt_auth: bool,
+}
+
+impl Ops {
+    /// Refuses, and ends, a sign/decrypt whose key still waits for its per-operation login.
+    fn require_auth(&mut self, sign: bool) -> Result<()> {
+        let pending = if sign {
+            self.sign_auth && self.sign.is_some()
+        } else {
+            self.decrypt_auth && self.decrypt.is_some()
+        };
+        if pending {
+            if sign {
+                self.sign = None;
+            } else {
+                self.decrypt = None;
+            }
+            bail!(
+                CKR_USER_NOT_LOGGED_IN,
+                "the key has CKA_ALWAYS_AUTHENTICATE: C_Login(CKU_CONTEXT_SPECIFIC) first"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A message-based (PKCS#11 3.0) AES-GCM operation.
+struct MessageOp {
+    gcm: GcmMessages,
+    encrypt: bool,
+    /// The message being processed in parts, if any.
+    stream: Option<GcmStream>,
+}
+
+/// The kinds of operation a session runs, for ending one on a failed call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// Sign.
+    Sign,
+    /// Verify.
+    Verify,
+    /// Encrypt.
+    Encrypt,
+    /// Decrypt.
+    Decrypt,
+    /// Digest.
+    Digest,
+}
+
+/// One session.
+pub struct Session {
+    /// Its handle.
+    pub handle: CK_SESSION_HANDLE,
+    /// Index of its token in [`Module::tokens`].
+    pub slot: usize,
+    /// Opened with `CKF_RW_SESSION`.
+    pub rw: bool,
+    ops: Mutex<Ops>,
+}
+
+impl Session {
+    fn ops(&self) -> MutexGuard<'_, Ops> {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The state between `C_Initialize` and `C_Finalize`.
+pub struct Module {
+    /// The process that initialised it (a forked child must initialise anew).
+    pub pid: u32,
+    /// One token per slot, in config order.
+    pub tokens: Vec<Arc<Token>>,
+    /// Read on every call, written on open/close: a lookup writes nothing shared.
+    sessions: ArcSwap<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
+    handles: Arc<AtomicU64>,
+}
+
+/// What a key is used for, with the attribute that permits it.
+#[derive(Clone, Copy)]
+pub enum Usage {
+    /// `CKA_SIGN`.
+    Sign,
+    /// `CKA_VERIFY`.
+    Verify,
+    /// `CKA_ENCRYPT`.
+    Encrypt,
+    /// `CKA_DECRYPT`.
+    Decrypt,
+    /// `CKA_WRAP`.
+    Wrap,
+    /// `CKA_UNWRAP`.
+    Unwrap,
+    /// `CKA_DERIVE`.
+    Derive,
+}
+
+impl Module {
+    /// Loads the configuration and opens every token. No network I/O.
+    pub fn new() -> Result<Module> {
+        let (cfg, source) = match config::load() {
+            Ok(c) => c,
+            Err(e) => {
+                // The broken file cannot say where to log: stderr, so the error is seen.
+                crate::logging::init(&config::default_config());
+                return Err(e);
+            }
+        };
+        crate::logging::init(&cfg);
+        tracing::debug!(?source, tokens = cfg.token.len(), "configuration loaded");
+        let handles = Arc::new(AtomicU64::new(1));
+        let mut tokens = Vec::new();
+        for (i, t) in cfg.token.iter().enumerate() {
+            let tok = Token::open(i as CK_SLOT_ID, &t.label, t.open()?, handles.clone());
+            tokens.push(Arc::new(tok));
+        }
+        Ok(Module {
+            pid: std::process::id(),
+            tokens,
+            sessions: ArcSwap::default(),
+            handles,
+        })
+    }
+
+    /// The token of a slot ID.
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+        CURRENT_SLOT.with(|c| c.set(Some(slot)));
+        self.tokens
+            .get(slot as usize)
+            .ok_or_else(|| Error::rv(CKR_SLOT_ID_INVALID))
+    }
+
+    /// A session and its token.
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<(Arc<Session>, &Arc<Token>)> {
+        let s = self
+            .sessions
+            .load()
+            .get(&h)
+            .cloned()
+            .ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
+        let t = &self.tokens[s.slot];
+        CURRENT_SLOT.with(|c| c.set(Some(t.slot_id)));
+        Ok((s, t))
+    }
+
+    /// Ends an operation after a call on it failed before reaching it (bad arguments).
+    pub fn abort(&self, h: CK_SESSION_HANDLE, kind: OpKind) {
+        if let Ok((s, _)) = self.session(h) {
+            let mut ops = s.ops();
+            match kind {
+                OpKind::Sign => ops.sign = None,
+                OpKind::Verify => ops.verify = None,
+                OpKind::Encrypt => ops.encrypt = None,
+                OpKind::Decrypt => ops.decrypt = None,
+                OpKind::Digest => ops.digest = None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(Vec<u8>);
+
+    #[test]
+    fn too_small_keeps_the_result_and_the_operation() {
+        let mut slot = Some(Pending::new(Fixed(vec![1, 2, 3, 4])));
+        let mut calls = 0;
+        let mut run = |slot: &mut Option<Pending<Fixed>>, out: Out<'_>| {
+            deliver(
+                slot,
+                out,
+                Call::Single,
+                |f| f.0.len(),
+                |f| {
+                    calls += 1;
+                    Ok(f.0.clone())
+                },
+            )
+        };
+        assert_eq!(run(&mut slot, Out::Query).unwrap(), Produced::Len(4));
+        let mut small = [0u8; 2];
+        assert_eq!(
+            run(&mut slot, Out::Buf(&mut small)).unwrap(),
+            Produced::TooSmall(4)
+        );
+        assert!(slot.is_some());
+        let mut big = [0u8; 8];
+        assert_eq!(
+            run(&mut slot, Out::Buf(&mut big)).unwrap(),
+            Produced::Written(4)
+        );
+        assert!(slot.is_none());
+        assert_eq!(&big[..4], &[1, 2, 3, 4]);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn a_failed_step_ends_the_operation() {
+        let mut slot = Some(Pending::new(Fixed(vec![])));
+        let e = deliver(
+            &mut slot,
+            Out::Buf(&mut [0u8; 4]),
+            Call::Single,
+            |_| 0,
+            |_| Err(Error::rv(CKR_DATA_LEN_RANGE)),
+        );
+        assert_eq!(e.unwrap_err().rv, CKR_DATA_LEN_RANGE);
+        assert!(slot.is_none());
+        let e = deliver(&mut slot, Out::Query, Call::Single, |_| 0, |_| Ok(vec![]));
+        assert_eq!(e.unwrap_err().rv, CKR_OPERATION_NOT_INITIALIZED);
+    }
+
+    #[test]
+    fn a_short_single_part_signature_buffer_leaves_the_form_open() {
+        // pkcs11-tool --test-ec: C_Sign with a short buffer, then C_SignFinal collects it.
+        let mut slot = Some(Pending::new(Fixed(vec![1, 2, 3])));
+        let r = deliver_with(
+            &mut slot,
+            Out::Buf(&mut [0u8; 1]),
+            Call::Single,
+            false,
+            |_| 3,
+            |f| Ok(f.0.clone()),
+        );
+        assert_eq!(r.unwrap(), Produced::TooSmall(3));
+        let mut buf = [0u8; 3];
+        let r = deliver(
+            &mut slot,
+            Out::Buf(&mut buf),
+            Call::Final,
+            |_| 3,
+            |_| Ok(vec![9]),
+        );
+        assert_eq!(r.unwrap(), Produced::Written(3));
+        assert_eq!(
+            buf,
+            [1, 2, 3],
+            "the held-back output is delivered, not recomputed"
+        );
+    }
+
+    #[test]
+    fn single_and_multi_part_calls_do_not_mix() {
+        let mut slot = Some(Pending::new(Fixed(vec![1])));
+        deliver(
+            &mut slot,
+            Out::Buf(&mut [0u8; 4]),
+            Call::Update,
+            |_| 1,
+            |f| Ok(f.0.clone()),
+        )
+        .unwrap();
+        let e = deliver(
+            &mut slot,
+            Out::Query,
+            Call::Single,
+            |_| 1,
+            |f| Ok(f.0.clone()),
+        );
+        assert_eq!(e.unwrap_err().rv, CKR_OPERATION_ACTIVE);
+        assert!(slot.is_none(), "a refused mixed call ends the operation");
+        let mut slot = Some(Pending::new(Fixed(vec![1])));
+        deliver(
+            &mut slot,
+            Out::Query,
+            Call::Single,
+            |_| 1,
+            |f| Ok(f.0.clone()),
+        )
+        .unwrap();
+        let e = deliver(
+            &mut slot,
+            Out::Buf(&mut [0u8; 4]),
+            Call::Update,
+            |_| 1,
+            |f| Ok(f.0.clone()),
+        );
+        assert_eq!(e.unwrap_err().rv, CKR_OPERATION_ACTIVE);
+    }
+}
