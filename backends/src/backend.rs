@@ -59,33 +59,7 @@ impl std::error::Error for BackendError {}
 /// Result of a backend call.
 pub type BackendResult<T> = Result<T, BackendError>;
 
-/// Hash functions, named independently of any API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Hash {
-    /// SHA-1.
-    Sha1,
-    /// SHA-224.
-    Sha224,
-    /// SHA-256.
-    Sha256,
-    /// SHA-384.
-    Sha384,
-    /// SHA-512.
-    Sha512,
-}
-
-impl Hash {
-    /// Output length in bytes.
-    pub fn output_len(self) -> usize {
-        match self {
-            Hash::Sha1 => 20,
-            Hash::Sha224 => 28,
-            Hash::Sha256 => 32,
-            Hash::Sha384 => 48,
-            Hash::Sha512 => 64,
-        }
-    }
-}
+pub use hsmux_core::HashAlg;
 
 /// A signature request. Digest-level where the algorithm allows, so the module hashes
 /// locally (including multi-part input) and the service sees one call.
@@ -93,22 +67,25 @@ impl Hash {
 pub enum SignRequest {
     /// ECDSA over a digest computed by the module (`hash` is `None` for a raw
     /// `CKM_ECDSA` input of unknown origin). Result: `r‖s`, each the field length.
-    Ecdsa { hash: Option<Hash>, digest: Vec<u8> },
+    Ecdsa {
+        hash: Option<HashAlg>,
+        digest: Vec<u8>,
+    },
     /// RSASSA-PKCS1-v1_5: `digest_info` is the DER DigestInfo (or, for `hash == None`,
     /// arbitrary data up to k−11 bytes, as raw `CKM_RSA_PKCS` allows).
     RsaPkcs1 {
-        hash: Option<Hash>,
+        hash: Option<HashAlg>,
         digest_info: Vec<u8>,
     },
     /// RSASSA-PSS over a digest with MGF1(`mgf`) and a salt of `salt_len` bytes.
     RsaPss {
-        hash: Hash,
-        mgf: Hash,
+        hash: HashAlg,
+        mgf: HashAlg,
         salt_len: usize,
         digest: Vec<u8>,
     },
     /// HMAC over the whole message.
-    Hmac { hash: Hash, message: Vec<u8> },
+    Hmac { hash: HashAlg, message: Vec<u8> },
     /// Ed25519 over the whole message.
     EdDsa { message: Vec<u8> },
 }
@@ -118,8 +95,8 @@ pub enum SignRequest {
 pub enum CipherRequest {
     /// RSAES-OAEP.
     RsaOaep {
-        hash: Hash,
-        mgf: Hash,
+        hash: HashAlg,
+        mgf: HashAlg,
         label: Vec<u8>,
         data: Vec<u8>,
     },
@@ -156,7 +133,7 @@ pub enum KeyKind {
     /// AES of this many bytes.
     Aes { len: usize },
     /// An HMAC key for this hash (length unknown to the module if `len` is 0).
-    Hmac { hash: Hash, len: usize },
+    Hmac { hash: HashAlg, len: usize },
     /// A generic secret of this many bytes.
     GenericSecret { len: usize },
     /// A symmetric key usable only through the service's own format.
@@ -270,7 +247,7 @@ pub enum SignScheme {
     /// origin), with keys on `curves` (DER OIDs as in `CKA_EC_PARAMS`; empty: any curve).
     Ecdsa {
         /// The digest's hash.
-        hash: Option<Hash>,
+        hash: Option<HashAlg>,
         /// The curves the scheme works with; empty: every curve.
         curves: Vec<Vec<u8>>,
     },
@@ -279,12 +256,12 @@ pub enum SignScheme {
     /// must be a DigestInfo of one of the scheme hashes).
     RsaPkcs1 {
         /// The DigestInfo's hash.
-        hash: Option<Hash>,
+        hash: Option<HashAlg>,
     },
     /// RSASSA-PSS over a digest of `hash`.
     RsaPss {
         /// The message hash.
-        hash: Hash,
+        hash: HashAlg,
         /// Which salt lengths.
         salt: PssSalt,
         /// Which MGF1 hashes.
@@ -298,7 +275,7 @@ pub enum SignScheme {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MacScheme {
     /// The hash.
-    pub hash: Hash,
+    pub hash: HashAlg,
     /// The shortest key, in bytes, the service accepts for it (0: any).
     pub min_key_len: usize,
 }
@@ -309,7 +286,7 @@ pub enum DecryptScheme {
     /// RSAES-OAEP with `hash`.
     RsaOaep {
         /// The label hash.
-        hash: Hash,
+        hash: HashAlg,
         /// Which MGF1 hashes.
         mgf: Mgf,
         /// A non-empty label is honoured.

@@ -54,7 +54,7 @@ backends! {
 }
 
 pub use backend::{
-    Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, Hash,
+    Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, HashAlg,
     KeyKind, KeySpec, KeyUsage, MacScheme, Mgf, ObjectClass, PssSalt, RawAttributes, RemoteObject,
     SignRequest, SignScheme, SymmetricScheme,
 };

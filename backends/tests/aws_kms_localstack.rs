@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use hsmux_backends::aws_kms::credentials::Credentials;
 use hsmux_backends::aws_kms::sigv4::sign_kms_request;
 use hsmux_backends::{
-    AwsKmsBackend, AwsKmsSettings, Backend, BackendError, CipherRequest, Hash, KeyKind, KeySpec,
+    AwsKmsBackend, AwsKmsSettings, Backend, BackendError, CipherRequest, HashAlg, KeyKind, KeySpec,
     KeyUsage, ObjectClass, RemoteObject, SignRequest,
 };
 use openssl::bn::BigNum;
@@ -156,17 +156,17 @@ fn verify_ecdsa(key: &PKey<Public>, digest: &[u8], raw: &[u8]) -> bool {
     sig.verify(digest, &key.ec_key().unwrap()).unwrap()
 }
 
-fn digest_info(h: Hash, digest: &[u8]) -> Vec<u8> {
+fn digest_info(h: HashAlg, digest: &[u8]) -> Vec<u8> {
     let prefix: &[u8] = match h {
-        Hash::Sha256 => &[
+        HashAlg::Sha256 => &[
             0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
             0x01, 0x05, 0x00, 0x04, 0x20,
         ],
-        Hash::Sha384 => &[
+        HashAlg::Sha384 => &[
             0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
             0x02, 0x05, 0x00, 0x04, 0x30,
         ],
-        Hash::Sha512 => &[
+        HashAlg::Sha512 => &[
             0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
             0x03, 0x05, 0x00, 0x04, 0x40,
         ],
@@ -175,13 +175,13 @@ fn digest_info(h: Hash, digest: &[u8]) -> Vec<u8> {
     [prefix, digest].concat()
 }
 
-fn md(h: Hash) -> MessageDigest {
+fn md(h: HashAlg) -> MessageDigest {
     match h {
-        Hash::Sha1 => MessageDigest::sha1(),
-        Hash::Sha256 => MessageDigest::sha256(),
-        Hash::Sha384 => MessageDigest::sha384(),
-        Hash::Sha512 => MessageDigest::sha512(),
-        Hash::Sha224 => MessageDigest::sha224(),
+        HashAlg::Sha1 => MessageDigest::sha1(),
+        HashAlg::Sha256 => MessageDigest::sha256(),
+        HashAlg::Sha384 => MessageDigest::sha384(),
+        HashAlg::Sha512 => MessageDigest::sha512(),
+        HashAlg::Sha224 => MessageDigest::sha224(),
     }
 }
 
@@ -551,7 +551,7 @@ fn keys_made_by_boto3_and_by_the_backend_are_listed() {
     assert_eq!(
         hm[0].kind,
         Some(KeyKind::Hmac {
-            hash: Hash::Sha384,
+            hash: HashAlg::Sha384,
             len: 48
         })
     );
@@ -644,10 +644,10 @@ fn keys_and_tag_filters_choose_what_the_token_shows() {
 fn ecdsa_signatures_verify_with_openssl() {
     let b = backend();
     for (params, h) in [
-        (P256, Hash::Sha256),
-        (P384, Hash::Sha384),
-        (P521, Hash::Sha512),
-        (K256, Hash::Sha256),
+        (P256, HashAlg::Sha256),
+        (P384, HashAlg::Sha384),
+        (P521, HashAlg::Sha512),
+        (K256, HashAlg::Sha256),
     ] {
         let objs = b
             .generate(&spec(
@@ -684,7 +684,7 @@ fn ecdsa_signatures_verify_with_openssl() {
         }
         // A digest whose size does not match the curve's hash: refused before any request.
         let before = b.requests_sent();
-        let wrong = vec![0u8; if h == Hash::Sha256 { 48 } else { 32 }];
+        let wrong = vec![0u8; if h == HashAlg::Sha256 { 48 } else { 32 }];
         assert!(matches!(
             b.sign(
                 &key.key_ref,
@@ -699,7 +699,7 @@ fn ecdsa_signatures_verify_with_openssl() {
             b.sign(
                 &key.key_ref,
                 &SignRequest::Ecdsa {
-                    hash: Some(Hash::Sha1),
+                    hash: Some(HashAlg::Sha1),
                     digest: vec![0; 20]
                 }
             ),
@@ -723,7 +723,7 @@ fn rsa_pkcs1_and_pss_signatures_verify_with_openssl() {
     assert_eq!(key.kind, Some(KeyKind::Rsa { bits: 2048 }));
     let pk = public_key(key);
     let msg = b"hsmux signs this with RSA";
-    for h in [Hash::Sha256, Hash::Sha384, Hash::Sha512] {
+    for h in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
         let digest = hash(md(h), msg).unwrap().to_vec();
         // PKCS#1 v1.5 over a DigestInfo, with and without the module's hash hint.
         for hint in [Some(h), None] {
@@ -748,14 +748,14 @@ fn rsa_pkcs1_and_pss_signatures_verify_with_openssl() {
                 &SignRequest::RsaPss {
                     hash: h,
                     mgf: h,
-                    salt_len: h.output_len(),
+                    salt_len: h.digest_len(),
                     digest: digest.clone(),
                 },
             )
             .unwrap();
         let mut v = Verifier::new(md(h), &pk).unwrap();
         v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
-        v.set_rsa_pss_saltlen(RsaPssSaltlen::custom(h.output_len() as i32))
+        v.set_rsa_pss_saltlen(RsaPssSaltlen::custom(h.digest_len() as i32))
             .unwrap();
         v.set_rsa_mgf1_md(md(h)).unwrap();
         v.update(msg).unwrap();
@@ -766,14 +766,14 @@ fn rsa_pkcs1_and_pss_signatures_verify_with_openssl() {
     let d = hash(MessageDigest::sha256(), msg).unwrap().to_vec();
     for req in [
         SignRequest::RsaPss {
-            hash: Hash::Sha256,
-            mgf: Hash::Sha256,
+            hash: HashAlg::Sha256,
+            mgf: HashAlg::Sha256,
             salt_len: 20,
             digest: d.clone(),
         },
         SignRequest::RsaPss {
-            hash: Hash::Sha256,
-            mgf: Hash::Sha1,
+            hash: HashAlg::Sha256,
+            mgf: HashAlg::Sha1,
             salt_len: 32,
             digest: d.clone(),
         },
@@ -782,7 +782,7 @@ fn rsa_pkcs1_and_pss_signatures_verify_with_openssl() {
             digest_info: b"raw data, not a DigestInfo".to_vec(),
         },
         SignRequest::RsaPkcs1 {
-            hash: Some(Hash::Sha1),
+            hash: Some(HashAlg::Sha1),
             digest_info: {
                 let mut di = vec![
                     0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00,
@@ -822,7 +822,7 @@ fn oaep_decrypts_openssl_ciphertexts() {
     // LocalStack (2026.3) decrypts every OAEP ciphertext with SHA-256 whatever the
     // EncryptionAlgorithm, so SHA-1 is checked end to end only up to the request.
     {
-        let h = Hash::Sha256;
+        let h = HashAlg::Sha256;
         let secret = b"a session key, wrapped by OpenSSL";
         let mut enc = openssl::encrypt::Encrypter::new(&pk).unwrap();
         enc.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
@@ -864,8 +864,8 @@ fn oaep_decrypts_openssl_ciphertexts() {
     let _ = via_gw.decrypt(
         &key.key_ref,
         &CipherRequest::RsaOaep {
-            hash: Hash::Sha1,
-            mgf: Hash::Sha1,
+            hash: HashAlg::Sha1,
+            mgf: HashAlg::Sha1,
             label: Vec::new(),
             data: ct.clone(),
         },
@@ -885,14 +885,14 @@ fn oaep_decrypts_openssl_ciphertexts() {
     let before = b.requests_sent();
     for req in [
         CipherRequest::RsaOaep {
-            hash: Hash::Sha256,
-            mgf: Hash::Sha256,
+            hash: HashAlg::Sha256,
+            mgf: HashAlg::Sha256,
             label: b"label".to_vec(),
             data: vec![0; 384],
         },
         CipherRequest::RsaOaep {
-            hash: Hash::Sha256,
-            mgf: Hash::Sha1,
+            hash: HashAlg::Sha256,
+            mgf: HashAlg::Sha1,
             label: Vec::new(),
             data: vec![0; 384],
         },
@@ -912,7 +912,7 @@ fn oaep_decrypts_openssl_ciphertexts() {
 #[test]
 fn hmac_sign_and_verify_round_trip() {
     let b = backend();
-    for (h, len) in [(Hash::Sha256, 32), (Hash::Sha512, 64)] {
+    for (h, len) in [(HashAlg::Sha256, 32), (HashAlg::Sha512, 64)] {
         let objs = b
             .generate(&spec(
                 KeyKind::Hmac { hash: h, len },
@@ -952,7 +952,7 @@ fn hmac_sign_and_verify_round_trip() {
     assert_eq!(
         g[0].kind,
         Some(KeyKind::Hmac {
-            hash: Hash::Sha384,
+            hash: HashAlg::Sha384,
             len: 48
         })
     );
@@ -1239,7 +1239,7 @@ fn one_http_request_per_operation_and_parallel_sessions_overlap() {
     let mac = b
         .generate(&spec(
             KeyKind::Hmac {
-                hash: Hash::Sha256,
+                hash: HashAlg::Sha256,
                 len: 32,
             },
             &unique("count-mac"),
@@ -1264,7 +1264,7 @@ fn one_http_request_per_operation_and_parallel_sessions_overlap() {
                     .sign(
                         &private_of(&ec).key_ref,
                         &SignRequest::Ecdsa {
-                            hash: Some(Hash::Sha256),
+                            hash: Some(HashAlg::Sha256),
                             digest: d32.clone(),
                         },
                     )
@@ -1279,7 +1279,7 @@ fn one_http_request_per_operation_and_parallel_sessions_overlap() {
                         &private_of(&rsa).key_ref,
                         &SignRequest::RsaPkcs1 {
                             hash: None,
-                            digest_info: digest_info(Hash::Sha256, &d32),
+                            digest_info: digest_info(HashAlg::Sha256, &d32),
                         },
                     )
                     .is_ok()
@@ -1292,8 +1292,8 @@ fn one_http_request_per_operation_and_parallel_sessions_overlap() {
                     .sign(
                         &private_of(&rsa).key_ref,
                         &SignRequest::RsaPss {
-                            hash: Hash::Sha256,
-                            mgf: Hash::Sha256,
+                            hash: HashAlg::Sha256,
+                            mgf: HashAlg::Sha256,
                             salt_len: 32,
                             digest: d32.clone(),
                         },
@@ -1308,7 +1308,7 @@ fn one_http_request_per_operation_and_parallel_sessions_overlap() {
                     .sign(
                         &mac[0].key_ref,
                         &SignRequest::Hmac {
-                            hash: Hash::Sha256,
+                            hash: HashAlg::Sha256,
                             message: b"m".to_vec(),
                         },
                     )
@@ -1330,8 +1330,8 @@ fn one_http_request_per_operation_and_parallel_sessions_overlap() {
                     .decrypt(
                         &private_of(&oaep).key_ref,
                         &CipherRequest::RsaOaep {
-                            hash: Hash::Sha256,
-                            mgf: Hash::Sha256,
+                            hash: HashAlg::Sha256,
+                            mgf: HashAlg::Sha256,
                             label: Vec::new(),
                             data: ct,
                         },
@@ -1374,7 +1374,7 @@ fn one_http_request_per_operation_and_parallel_sessions_overlap() {
                         .sign(
                             &private_of(ec).key_ref,
                             &SignRequest::Ecdsa {
-                                hash: Some(Hash::Sha256),
+                                hash: Some(HashAlg::Sha256),
                                 digest: digest.clone(),
                             },
                         )

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use cryptoki_sys::*;
 use hsmux_backends::{
-    Backend, BackendError, CipherRequest, DecryptScheme, Hash, KeyKind, KeySpec, KeyUsage, Mgf,
+    Backend, BackendError, CipherRequest, DecryptScheme, HashAlg, KeyKind, KeySpec, KeyUsage, Mgf,
     ObjectClass, PinSource, Pkcs11Backend, Pkcs11Settings, PssSalt, RemoteObject, SecretRef,
     SignRequest, SignScheme, SymmetricScheme,
 };
@@ -223,7 +223,7 @@ fn digest_info_sha256(digest: &[u8]) -> Vec<u8> {
 
 fn ecdsa_req(digest: &[u8]) -> SignRequest {
     SignRequest::Ecdsa {
-        hash: Some(Hash::Sha256),
+        hash: Some(HashAlg::Sha256),
         digest: digest.to_vec(),
     }
 }
@@ -490,7 +490,7 @@ fn rsa_2048_pkcs1_and_pss_signatures_verify() {
         .sign(
             &private.key_ref,
             &SignRequest::RsaPkcs1 {
-                hash: Some(Hash::Sha256),
+                hash: Some(HashAlg::Sha256),
                 digest_info: digest_info_sha256(&d),
             },
         )
@@ -504,9 +504,9 @@ fn rsa_2048_pkcs1_and_pss_signatures_verify() {
     // Native PSS (hash = MGF hash), then a parameter set SoftHSM refuses (MGF1-SHA1
     // with SHA-256) that the backend pads itself and signs with raw RSA.
     for (h, mgf, salt) in [
-        (Hash::Sha256, Hash::Sha256, 32usize),
-        (Hash::Sha256, Hash::Sha256, 0),
-        (Hash::Sha256, Hash::Sha1, 20),
+        (HashAlg::Sha256, HashAlg::Sha256, 32usize),
+        (HashAlg::Sha256, HashAlg::Sha256, 0),
+        (HashAlg::Sha256, HashAlg::Sha1, 20),
     ] {
         let sig = b
             .sign(
@@ -521,7 +521,7 @@ fn rsa_2048_pkcs1_and_pss_signatures_verify() {
             .unwrap();
         let mut v = Verifier::new(MessageDigest::sha256(), &pk).unwrap();
         v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
-        v.set_rsa_mgf1_md(if mgf == Hash::Sha1 {
+        v.set_rsa_mgf1_md(if mgf == HashAlg::Sha1 {
             MessageDigest::sha1()
         } else {
             MessageDigest::sha256()
@@ -555,10 +555,10 @@ fn rsa_decrypts_openssl_ciphertexts_oaep_pkcs1_and_raw() {
     let pk = public_key(&private);
     let secret = b"the session key, 32 bytes long!!";
     for (h, md, label) in [
-        (Hash::Sha1, MessageDigest::sha1(), &b""[..]),
-        (Hash::Sha256, MessageDigest::sha256(), &b""[..]),
-        (Hash::Sha256, MessageDigest::sha256(), &b"a label"[..]),
-        (Hash::Sha1, MessageDigest::sha1(), &b"a label"[..]),
+        (HashAlg::Sha1, MessageDigest::sha1(), &b""[..]),
+        (HashAlg::Sha256, MessageDigest::sha256(), &b""[..]),
+        (HashAlg::Sha256, MessageDigest::sha256(), &b"a label"[..]),
+        (HashAlg::Sha1, MessageDigest::sha1(), &b"a label"[..]),
     ] {
         let ct = oaep_encrypt(&pk, md, label, secret);
         let req = |label: &[u8]| CipherRequest::RsaOaep {
@@ -714,9 +714,9 @@ fn imported_secret_keys_match_openssl_results() {
         })
     );
     for (h, md) in [
-        (Hash::Sha256, MessageDigest::sha256()),
-        (Hash::Sha512, MessageDigest::sha512()),
-        (Hash::Sha1, MessageDigest::sha1()),
+        (HashAlg::Sha256, MessageDigest::sha256()),
+        (HashAlg::Sha512, MessageDigest::sha512()),
+        (HashAlg::Sha1, MessageDigest::sha1()),
     ] {
         let req = SignRequest::Hmac {
             hash: h,
@@ -949,7 +949,7 @@ fn vendor_errors_map_to_precise_errors() {
     match b.sign(
         &private.key_ref,
         &SignRequest::Hmac {
-            hash: Hash::Sha256,
+            hash: HashAlg::Sha256,
             message: b"m".to_vec(),
         },
     ) {
@@ -994,11 +994,11 @@ fn capabilities_follow_the_vendor_mechanism_list() {
     let b = open("caps");
     let c = b.capabilities();
     let all = [
-        Hash::Sha1,
-        Hash::Sha224,
-        Hash::Sha256,
-        Hash::Sha384,
-        Hash::Sha512,
+        HashAlg::Sha1,
+        HashAlg::Sha224,
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
     ];
     for hash in all {
         for scheme in [
@@ -1024,11 +1024,11 @@ fn capabilities_follow_the_vendor_mechanism_list() {
     }
     assert!(c.signatures.contains(&SignScheme::EdDsa));
     assert!(c.signatures.contains(&SignScheme::RsaPkcs1 { hash: None }));
-    let macs: Vec<Hash> = c.macs.iter().map(|m| m.hash).collect();
+    let macs: Vec<HashAlg> = c.macs.iter().map(|m| m.hash).collect();
     assert_eq!(macs, all.to_vec());
     // SoftHSM takes HMAC keys no shorter than the hash.
     assert!(
-        c.macs.iter().all(|m| m.min_key_len == m.hash.output_len()),
+        c.macs.iter().all(|m| m.min_key_len == m.hash.digest_len()),
         "{:?}",
         c.macs
     );
@@ -1439,7 +1439,7 @@ fn helper_vendor_calls() {
         b.sign(
             &rsa.key_ref,
             &SignRequest::RsaPkcs1 {
-                hash: Some(Hash::Sha256),
+                hash: Some(HashAlg::Sha256),
                 digest_info: digest_info_sha256(&d),
             },
         )
@@ -1447,8 +1447,8 @@ fn helper_vendor_calls() {
         b.sign(
             &rsa.key_ref,
             &SignRequest::RsaPss {
-                hash: Hash::Sha256,
-                mgf: Hash::Sha256,
+                hash: HashAlg::Sha256,
+                mgf: HashAlg::Sha256,
                 salt_len: 32,
                 digest: d.to_vec(),
             },

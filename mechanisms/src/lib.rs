@@ -64,7 +64,6 @@
 
 pub mod attr;
 mod cipher;
-pub mod error;
 mod hash;
 pub mod key;
 pub mod keygen;
@@ -75,7 +74,7 @@ pub mod wrap;
 
 pub use attr::Attributes;
 pub use cipher::block_cipher_check_value;
-pub use error::{rv_name, Error, Result};
+pub use hsmux_core::{bail, rv_name, Error, Result};
 pub use key::KeyMaterial;
 pub use keygen::*;
 pub use mech::{

@@ -149,6 +149,26 @@ impl Input {
     }
 }
 
+/// The message of a signature or MAC, as a mechanism consumes it: into a running hash
+/// when it hashes (so multi-part input never accumulates), else buffered up to `max`
+/// bytes. The token core uses it for keys held by a service too.
+pub struct SignInput(Input);
+
+impl SignInput {
+    /// A running hash of `hash`, or a buffer of at most `max` bytes.
+    pub fn new(hash: Option<HashAlg>, max: usize) -> Result<SignInput> {
+        Input::new(hash, max).map(SignInput)
+    }
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) -> Result<()> {
+        self.0.update(data)
+    }
+    /// The digest, or the buffered input; the input starts over empty.
+    pub fn take(&mut self) -> Result<Vec<u8>> {
+        self.0.take()
+    }
+}
+
 /// The private-key half of a signature algorithm, over the prepared input.
 trait SignCore: Send {
     fn sign(&self, input: &[u8]) -> Result<Vec<u8>>;

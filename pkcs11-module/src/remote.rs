@@ -5,11 +5,10 @@ use crate::object::RemoteKey;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
 use hsmux_backends::{
-    Backend, BackendError, Capabilities, CipherRequest, DecryptScheme, Hash, KeyKind, Mgf,
+    Backend, BackendError, Capabilities, CipherRequest, DecryptScheme, HashAlg, KeyKind, Mgf,
     ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme, SymmetricScheme,
 };
-use hsmux_mech::{CipherOp, HashAlg, KeyMaterial, Mechanism, SignOp, VerifyOp};
-use openssl::hash::{Hasher, MessageDigest};
+use hsmux_mech::{CipherOp, KeyMaterial, Mechanism, SignInput, SignOp, VerifyOp};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -52,26 +51,6 @@ pub fn backend_err(e: BackendError, what: &str) -> Error {
         BackendError::Vendor(rv, _) => *rv as CK_RV,
     };
     Error::new(rv, format!("{what}: {e}"))
-}
-
-fn hash_of(h: HashAlg) -> Hash {
-    match h {
-        HashAlg::Sha1 => Hash::Sha1,
-        HashAlg::Sha224 => Hash::Sha224,
-        HashAlg::Sha256 => Hash::Sha256,
-        HashAlg::Sha384 => Hash::Sha384,
-        HashAlg::Sha512 => Hash::Sha512,
-    }
-}
-
-fn digest_of(h: HashAlg) -> MessageDigest {
-    match h {
-        HashAlg::Sha1 => MessageDigest::sha1(),
-        HashAlg::Sha224 => MessageDigest::sha224(),
-        HashAlg::Sha256 => MessageDigest::sha256(),
-        HashAlg::Sha384 => MessageDigest::sha384(),
-        HashAlg::Sha512 => MessageDigest::sha512(),
-    }
 }
 
 fn key_type_of(kind: &KeyKind) -> CK_KEY_TYPE {
@@ -212,7 +191,7 @@ enum Family {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum HashOf {
     Raw,
-    Fixed(Hash),
+    Fixed(HashAlg),
     FromInput,
 }
 
@@ -222,30 +201,30 @@ fn family(m: CK_MECHANISM_TYPE) -> Option<(Family, HashOf)> {
     let fixed = |h| HashOf::Fixed(h);
     Some(match m {
         CKM_ECDSA => (Ecdsa, HashOf::Raw),
-        CKM_ECDSA_SHA1 => (Ecdsa, fixed(Hash::Sha1)),
-        CKM_ECDSA_SHA224 => (Ecdsa, fixed(Hash::Sha224)),
-        CKM_ECDSA_SHA256 => (Ecdsa, fixed(Hash::Sha256)),
-        CKM_ECDSA_SHA384 => (Ecdsa, fixed(Hash::Sha384)),
-        CKM_ECDSA_SHA512 => (Ecdsa, fixed(Hash::Sha512)),
+        CKM_ECDSA_SHA1 => (Ecdsa, fixed(HashAlg::Sha1)),
+        CKM_ECDSA_SHA224 => (Ecdsa, fixed(HashAlg::Sha224)),
+        CKM_ECDSA_SHA256 => (Ecdsa, fixed(HashAlg::Sha256)),
+        CKM_ECDSA_SHA384 => (Ecdsa, fixed(HashAlg::Sha384)),
+        CKM_ECDSA_SHA512 => (Ecdsa, fixed(HashAlg::Sha512)),
         CKM_RSA_PKCS => (RsaPkcs1, HashOf::FromInput),
-        CKM_SHA1_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha1)),
-        CKM_SHA224_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha224)),
-        CKM_SHA256_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha256)),
-        CKM_SHA384_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha384)),
-        CKM_SHA512_RSA_PKCS => (RsaPkcs1, fixed(Hash::Sha512)),
+        CKM_SHA1_RSA_PKCS => (RsaPkcs1, fixed(HashAlg::Sha1)),
+        CKM_SHA224_RSA_PKCS => (RsaPkcs1, fixed(HashAlg::Sha224)),
+        CKM_SHA256_RSA_PKCS => (RsaPkcs1, fixed(HashAlg::Sha256)),
+        CKM_SHA384_RSA_PKCS => (RsaPkcs1, fixed(HashAlg::Sha384)),
+        CKM_SHA512_RSA_PKCS => (RsaPkcs1, fixed(HashAlg::Sha512)),
         CKM_RSA_PKCS_PSS => (RsaPss, HashOf::FromInput),
-        CKM_SHA1_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha1)),
-        CKM_SHA224_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha224)),
-        CKM_SHA256_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha256)),
-        CKM_SHA384_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha384)),
-        CKM_SHA512_RSA_PKCS_PSS => (RsaPss, fixed(Hash::Sha512)),
+        CKM_SHA1_RSA_PKCS_PSS => (RsaPss, fixed(HashAlg::Sha1)),
+        CKM_SHA224_RSA_PKCS_PSS => (RsaPss, fixed(HashAlg::Sha224)),
+        CKM_SHA256_RSA_PKCS_PSS => (RsaPss, fixed(HashAlg::Sha256)),
+        CKM_SHA384_RSA_PKCS_PSS => (RsaPss, fixed(HashAlg::Sha384)),
+        CKM_SHA512_RSA_PKCS_PSS => (RsaPss, fixed(HashAlg::Sha512)),
         CKM_EDDSA => (EdDsa, HashOf::Raw),
         _ => return None,
     })
 }
 
 /// The family and hash of a scheme a backend states.
-fn scheme_family(s: &SignScheme) -> (Family, Option<Hash>) {
+fn scheme_family(s: &SignScheme) -> (Family, Option<HashAlg>) {
     match s {
         SignScheme::Ecdsa { hash, .. } => (Family::Ecdsa, *hash),
         SignScheme::RsaPkcs1 { hash } => (Family::RsaPkcs1, *hash),
@@ -274,13 +253,13 @@ fn schemes_for(c: &Capabilities, m: CK_MECHANISM_TYPE) -> Vec<&SignScheme> {
 }
 
 /// The HMAC hash of a mechanism type.
-fn hmac_hash(m: CK_MECHANISM_TYPE) -> Option<Hash> {
+fn hmac_hash(m: CK_MECHANISM_TYPE) -> Option<HashAlg> {
     Some(match m {
-        CKM_SHA_1_HMAC => Hash::Sha1,
-        CKM_SHA224_HMAC => Hash::Sha224,
-        CKM_SHA256_HMAC => Hash::Sha256,
-        CKM_SHA384_HMAC => Hash::Sha384,
-        CKM_SHA512_HMAC => Hash::Sha512,
+        CKM_SHA_1_HMAC => HashAlg::Sha1,
+        CKM_SHA224_HMAC => HashAlg::Sha224,
+        CKM_SHA256_HMAC => HashAlg::Sha256,
+        CKM_SHA384_HMAC => HashAlg::Sha384,
+        CKM_SHA512_HMAC => HashAlg::Sha512,
         _ => return None,
     })
 }
@@ -370,7 +349,7 @@ fn check_sign(service: &Service, mech: &Mechanism, key: &RemoteKey) -> Result<()
         return Err(refuse(service, "sign", mech));
     }
     if let Some(p) = mech.pss_params() {
-        let hash = hash_of(p.hash);
+        let hash = p.hash;
         schemes.retain(|s| matches!(s, SignScheme::RsaPss { hash: h, .. } if *h == hash));
         if schemes.is_empty() {
             bail!(
@@ -427,7 +406,7 @@ fn check_cipher(service: &Service, mech: &Mechanism, encrypt: bool) -> Result<()
             .filter(|s| decrypt_kind(s) == m)
             .collect();
         if let (false, Mechanism::RsaPkcsOaep(p)) = (schemes.is_empty(), mech) {
-            let hash = hash_of(p.hash);
+            let hash = p.hash;
             schemes.retain(|s| matches!(s, DecryptScheme::RsaOaep { hash: h, .. } if *h == hash));
             let fits = |s: &&DecryptScheme| match s {
                 DecryptScheme::RsaOaep { mgf, label, .. } => {
@@ -481,14 +460,14 @@ fn sign_request(mech: &Mechanism, input: Vec<u8>, c: &Capabilities) -> Result<Si
         | Mechanism::EcdsaSha256
         | Mechanism::EcdsaSha384
         | Mechanism::EcdsaSha512 => SignRequest::Ecdsa {
-            hash: hash.map(hash_of),
+            hash,
             digest: input,
         },
         Mechanism::RsaPkcs => {
             // Without arbitrary-data PKCS#1 v1.5, the input must be a DigestInfo of a hash
             // the service signs.
             let named = HashAlg::from_digest_info(&input)
-                .map(|(h, _)| hash_of(h))
+                .map(|(h, _)| h)
                 .filter(|h| {
                     c.signatures
                         .contains(&SignScheme::RsaPkcs1 { hash: Some(*h) })
@@ -515,7 +494,7 @@ fn sign_request(mech: &Mechanism, input: Vec<u8>, c: &Capabilities) -> Result<Si
             let mut di = h.digest_info_prefix().to_vec();
             di.extend_from_slice(&input);
             SignRequest::RsaPkcs1 {
-                hash: Some(hash_of(h)),
+                hash: Some(h),
                 digest_info: di,
             }
         }
@@ -532,8 +511,8 @@ fn sign_request(mech: &Mechanism, input: Vec<u8>, c: &Capabilities) -> Result<Si
                 );
             }
             SignRequest::RsaPss {
-                hash: hash_of(p.hash),
-                mgf: hash_of(p.mgf),
+                hash: p.hash,
+                mgf: p.mgf,
                 salt_len: p.salt_len,
                 digest: input,
             }
@@ -545,7 +524,7 @@ fn sign_request(mech: &Mechanism, input: Vec<u8>, c: &Capabilities) -> Result<Si
         | Mechanism::Sha512Hmac => {
             let h = hash.ok_or_else(|| Error::general("HMAC without a hash"))?;
             SignRequest::Hmac {
-                hash: hash_of(h),
+                hash: h,
                 message: input,
             }
         }
@@ -558,41 +537,18 @@ fn sign_request(mech: &Mechanism, input: Vec<u8>, c: &Capabilities) -> Result<Si
     })
 }
 
-/// Feeds the message: into a running hash when the mechanism hashes (so multi-part input
-/// never accumulates), else into a buffer.
-enum Input {
-    Hashing(Hasher),
-    Buffer(Zeroizing<Vec<u8>>),
-}
-
-impl Input {
-    fn new(mech: &Mechanism) -> Result<Input> {
-        let hashes_locally = !matches!(
-            mech,
-            Mechanism::Sha1Hmac
-                | Mechanism::Sha224Hmac
-                | Mechanism::Sha256Hmac
-                | Mechanism::Sha384Hmac
-                | Mechanism::Sha512Hmac
-        );
-        Ok(match mech.hash() {
-            Some(h) if hashes_locally => Input::Hashing(Hasher::new(digest_of(h))?),
-            _ => Input::Buffer(Zeroizing::new(Vec::new())),
-        })
-    }
-    fn update(&mut self, data: &[u8]) -> Result<()> {
-        match self {
-            Input::Hashing(h) => h.update(data)?,
-            Input::Buffer(b) => b.extend_from_slice(data),
-        }
-        Ok(())
-    }
-    fn finish(&mut self) -> Result<Vec<u8>> {
-        Ok(match self {
-            Input::Hashing(h) => h.finish()?.to_vec(),
-            Input::Buffer(b) => std::mem::take(&mut **b),
-        })
-    }
+/// The input of a signature by a service key: hashed here when the mechanism hashes (the
+/// service signs the digest), buffered for an HMAC (the service MACs the message).
+fn sign_input(mech: &Mechanism) -> Result<SignInput> {
+    let hmac = matches!(
+        mech,
+        Mechanism::Sha1Hmac
+            | Mechanism::Sha224Hmac
+            | Mechanism::Sha256Hmac
+            | Mechanism::Sha384Hmac
+            | Mechanism::Sha512Hmac
+    );
+    SignInput::new(mech.hash().filter(|_| !hmac), usize::MAX)
 }
 
 /// A signature by a key that stays in the service.
@@ -600,7 +556,7 @@ pub struct RemoteSign {
     service: Service,
     key_ref: String,
     mech: Mechanism,
-    input: Input,
+    input: SignInput,
     sig_len: usize,
 }
 
@@ -635,7 +591,7 @@ impl RemoteSign {
     ) -> Result<RemoteSign> {
         check_sign(service, mech, key)?;
         Ok(RemoteSign {
-            input: Input::new(mech)?,
+            input: sign_input(mech)?,
             sig_len: signature_len(mech, public),
             service: service.clone(),
             key_ref: key.key_ref.clone(),
@@ -643,7 +599,7 @@ impl RemoteSign {
         })
     }
     fn request(&mut self) -> Result<SignRequest> {
-        let input = self.input.finish()?;
+        let input = self.input.take()?;
         sign_request(&self.mech, input, &self.service.caps)
     }
 }
@@ -742,8 +698,8 @@ impl RemoteCipher {
         let data = std::mem::take(&mut *self.buf);
         Ok(match &self.mech {
             Mechanism::RsaPkcsOaep(p) => CipherRequest::RsaOaep {
-                hash: hash_of(p.hash),
-                mgf: hash_of(p.mgf),
+                hash: p.hash,
+                mgf: p.mgf,
                 label: p.label.clone(),
                 data,
             },
@@ -833,25 +789,25 @@ mod tests {
             Capabilities {
                 signatures: vec![
                     SignScheme::Ecdsa {
-                        hash: Some(Hash::Sha256),
+                        hash: Some(HashAlg::Sha256),
                         curves: vec![P256.to_vec()],
                     },
                     SignScheme::RsaPss {
-                        hash: Hash::Sha256,
+                        hash: HashAlg::Sha256,
                         salt: PssSalt::HashLen,
                         mgf: Mgf::SameHash,
                     },
                     SignScheme::RsaPkcs1 {
-                        hash: Some(Hash::Sha256),
+                        hash: Some(HashAlg::Sha256),
                     },
                 ],
                 macs: vec![
                     MacScheme {
-                        hash: Hash::Sha256,
+                        hash: HashAlg::Sha256,
                         min_key_len: 0,
                     },
                     MacScheme {
-                        hash: Hash::Sha384,
+                        hash: HashAlg::Sha384,
                         min_key_len: 48,
                     },
                 ],
@@ -960,7 +916,7 @@ mod tests {
             );
         }
         let hmac256 = key(Some(KeyKind::Hmac {
-            hash: Hash::Sha256,
+            hash: HashAlg::Sha256,
             len: 32,
         }));
         assert_eq!(
@@ -1073,7 +1029,7 @@ mod tests {
         assert_eq!(
             calls[0],
             SignRequest::Ecdsa {
-                hash: Some(Hash::Sha256),
+                hash: Some(HashAlg::Sha256),
                 digest: want.clone()
             }
         );

@@ -1,7 +1,7 @@
 //! The little DER the KMS backend needs: which hash a PKCS#1 DigestInfo names, curve
 //! OIDs, and KMS's DER ECDSA signatures turned into PKCS#11's `r‖s`.
 
-use crate::backend::{BackendError, BackendResult, Hash};
+use crate::backend::{BackendError, BackendResult, HashAlg};
 
 /// The curves KMS signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +44,11 @@ impl Curve {
     }
 
     /// The one hash KMS pairs with the curve (its only ECDSA signing algorithm).
-    pub fn hash(self) -> Hash {
+    pub fn hash(self) -> HashAlg {
         match self {
-            Curve::P256 | Curve::Secp256k1 => Hash::Sha256,
-            Curve::P384 => Hash::Sha384,
-            Curve::P521 => Hash::Sha512,
+            Curve::P256 | Curve::Secp256k1 => HashAlg::Sha256,
+            Curve::P384 => HashAlg::Sha384,
+            Curve::P521 => HashAlg::Sha512,
         }
     }
 
@@ -70,56 +70,6 @@ impl Curve {
     }
 }
 
-/// DER DigestInfo prefixes (AlgorithmIdentifier with NULL parameters, as RFC 8017
-/// §9.2 writes them) of the hashes KMS signs with PKCS#1 v1.5, and of the others so
-/// that they are refused by name.
-const DIGEST_INFO_PREFIXES: [(Hash, &[u8]); 5] = [
-    (
-        Hash::Sha1,
-        &[
-            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
-            0x14,
-        ],
-    ),
-    (
-        Hash::Sha224,
-        &[
-            0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x04, 0x05, 0x00, 0x04, 0x1c,
-        ],
-    ),
-    (
-        Hash::Sha256,
-        &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ],
-    ),
-    (
-        Hash::Sha384,
-        &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x02, 0x05, 0x00, 0x04, 0x30,
-        ],
-    ),
-    (
-        Hash::Sha512,
-        &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x03, 0x05, 0x00, 0x04, 0x40,
-        ],
-    ),
-];
-
-/// Splits a DER DigestInfo into its hash and digest. `None` when the input is not
-/// exactly a DigestInfo of a known hash in its canonical encoding: KMS re-encodes the
-/// DigestInfo itself, so anything else would be signed as different bytes.
-pub fn parse_digest_info(input: &[u8]) -> Option<(Hash, &[u8])> {
-    DIGEST_INFO_PREFIXES.iter().find_map(|(hash, prefix)| {
-        let digest = input.strip_prefix(*prefix)?;
-        (digest.len() == hash.output_len()).then_some((*hash, digest))
-    })
-}
 
 /// KMS's DER `ECDSA-Sig-Value` → `r‖s`, each left-padded to the curve's field length.
 pub fn ecdsa_der_to_raw(der: &[u8], curve: Curve) -> BackendResult<Vec<u8>> {
@@ -145,16 +95,16 @@ mod tests {
 
     #[test]
     fn digest_info_names_its_hash() {
-        let mut di = DIGEST_INFO_PREFIXES[2].1.to_vec();
+        let mut di = HashAlg::Sha256.digest_info_prefix().to_vec();
         di.extend([7u8; 32]);
-        assert_eq!(parse_digest_info(&di), Some((Hash::Sha256, &[7u8; 32][..])));
+        assert_eq!(HashAlg::from_digest_info(&di), Some((HashAlg::Sha256, &[7u8; 32][..])));
         // One byte short: not a DigestInfo.
-        assert_eq!(parse_digest_info(&di[..di.len() - 1]), None);
+        assert_eq!(HashAlg::from_digest_info(&di[..di.len() - 1]), None);
         // Raw data.
-        assert_eq!(parse_digest_info(&[1, 2, 3]), None);
-        let mut sha1 = DIGEST_INFO_PREFIXES[0].1.to_vec();
+        assert_eq!(HashAlg::from_digest_info(&[1, 2, 3]), None);
+        let mut sha1 = HashAlg::Sha1.digest_info_prefix().to_vec();
         sha1.extend([0u8; 20]);
-        assert_eq!(parse_digest_info(&sha1).map(|x| x.0), Some(Hash::Sha1));
+        assert_eq!(HashAlg::from_digest_info(&sha1).map(|x| x.0), Some(HashAlg::Sha1));
     }
 
     #[test]

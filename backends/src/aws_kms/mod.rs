@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, Hash,
+    Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, HashAlg,
     KeyKind, KeySpec, KeyUsage, MacScheme, Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme,
     SymmetricScheme,
 };
@@ -140,7 +140,7 @@ pub static ENTRY: Entry<AwsKmsSettings> = Entry { open: open_token };
 enum Spec {
     Rsa(usize),
     Ec(Curve),
-    Hmac(Hash),
+    Hmac(HashAlg),
     Symmetric,
 }
 
@@ -150,10 +150,10 @@ impl Spec {
             "RSA_2048" => Spec::Rsa(2048),
             "RSA_3072" => Spec::Rsa(3072),
             "RSA_4096" => Spec::Rsa(4096),
-            "HMAC_224" => Spec::Hmac(Hash::Sha224),
-            "HMAC_256" => Spec::Hmac(Hash::Sha256),
-            "HMAC_384" => Spec::Hmac(Hash::Sha384),
-            "HMAC_512" => Spec::Hmac(Hash::Sha512),
+            "HMAC_224" => Spec::Hmac(HashAlg::Sha224),
+            "HMAC_256" => Spec::Hmac(HashAlg::Sha256),
+            "HMAC_384" => Spec::Hmac(HashAlg::Sha384),
+            "HMAC_512" => Spec::Hmac(HashAlg::Sha512),
             "SYMMETRIC_DEFAULT" => Spec::Symmetric,
             other => Spec::Ec(Curve::from_key_spec(other)?),
         })
@@ -489,7 +489,7 @@ impl AwsKmsBackend {
                 ObjectClass::SecretKey,
                 KeyKind::Hmac {
                     hash,
-                    len: hash.output_len(),
+                    len: hash.digest_len(),
                 },
                 KeyUsage {
                     sign: true,
@@ -573,7 +573,7 @@ impl AwsKmsBackend {
         })
     }
 
-    fn mac_algorithm(meta: &KeyMeta, hash: Hash) -> BackendResult<&'static str> {
+    fn mac_algorithm(meta: &KeyMeta, hash: HashAlg) -> BackendResult<&'static str> {
         let Spec::Hmac(key_hash) = meta.spec else {
             return Err(BackendError::NotPermitted(format!(
                 "{} is not an HMAC key",
@@ -586,11 +586,11 @@ impl AwsKmsBackend {
             )));
         }
         Ok(match hash {
-            Hash::Sha224 => "HMAC_SHA_224",
-            Hash::Sha256 => "HMAC_SHA_256",
-            Hash::Sha384 => "HMAC_SHA_384",
-            Hash::Sha512 => "HMAC_SHA_512",
-            Hash::Sha1 => return Err(BackendError::Unsupported("HMAC-SHA1 in KMS".into())),
+            HashAlg::Sha224 => "HMAC_SHA_224",
+            HashAlg::Sha256 => "HMAC_SHA_256",
+            HashAlg::Sha384 => "HMAC_SHA_384",
+            HashAlg::Sha512 => "HMAC_SHA_512",
+            HashAlg::Sha1 => return Err(BackendError::Unsupported("HMAC-SHA1 in KMS".into())),
         })
     }
 
@@ -616,13 +616,13 @@ impl AwsKmsBackend {
         } else {
             "ENCRYPT_DECRYPT"
         };
-        let hmac_spec = |hash: Hash| -> BackendResult<String> {
+        let hmac_spec = |hash: HashAlg| -> BackendResult<String> {
             match hash {
-                Hash::Sha224 => Ok("HMAC_224".into()),
-                Hash::Sha256 => Ok("HMAC_256".into()),
-                Hash::Sha384 => Ok("HMAC_384".into()),
-                Hash::Sha512 => Ok("HMAC_512".into()),
-                Hash::Sha1 => Err(BackendError::Unsupported("HMAC-SHA1 keys in KMS".into())),
+                HashAlg::Sha224 => Ok("HMAC_224".into()),
+                HashAlg::Sha256 => Ok("HMAC_256".into()),
+                HashAlg::Sha384 => Ok("HMAC_384".into()),
+                HashAlg::Sha512 => Ok("HMAC_512".into()),
+                HashAlg::Sha1 => Err(BackendError::Unsupported("HMAC-SHA1 keys in KMS".into())),
             }
         };
         match &spec.kind {
@@ -641,10 +641,10 @@ impl AwsKmsBackend {
             KeyKind::Hmac { hash, .. } => Ok((hmac_spec(*hash)?, "GENERATE_VERIFY_MAC")),
             KeyKind::GenericSecret { len } if u.sign || u.verify => {
                 let hash = match len {
-                    0 | 32 => Hash::Sha256,
-                    28 => Hash::Sha224,
-                    48 => Hash::Sha384,
-                    64 => Hash::Sha512,
+                    0 | 32 => HashAlg::Sha256,
+                    28 => HashAlg::Sha224,
+                    48 => HashAlg::Sha384,
+                    64 => HashAlg::Sha512,
                     _ => {
                         return Err(BackendError::Unsupported(format!(
                             "KMS HMAC keys are 28, 32, 48 or 64 bytes, not {len}"
@@ -675,19 +675,19 @@ impl Backend for AwsKmsBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let ecdsa = |hash: Option<Hash>, curves: &[Curve]| SignScheme::Ecdsa {
+        let ecdsa = |hash: Option<HashAlg>, curves: &[Curve]| SignScheme::Ecdsa {
             hash,
             curves: curves.iter().map(|c| c.params().to_vec()).collect(),
         };
         // KMS binds each curve to one hash, and signs PKCS#1 v1.5 and PSS (salt = hash
         // length, MGF1 over the same hash) with SHA-2 only; OAEP decrypts with SHA-1 or
         // SHA-256, no label.
-        let sha2 = [Hash::Sha256, Hash::Sha384, Hash::Sha512];
+        let sha2 = [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512];
         let mut signatures = vec![
             ecdsa(None, &[]),
-            ecdsa(Some(Hash::Sha256), &[Curve::P256, Curve::Secp256k1]),
-            ecdsa(Some(Hash::Sha384), &[Curve::P384]),
-            ecdsa(Some(Hash::Sha512), &[Curve::P521]),
+            ecdsa(Some(HashAlg::Sha256), &[Curve::P256, Curve::Secp256k1]),
+            ecdsa(Some(HashAlg::Sha384), &[Curve::P384]),
+            ecdsa(Some(HashAlg::Sha512), &[Curve::P521]),
         ];
         for hash in sha2 {
             signatures.push(SignScheme::RsaPkcs1 { hash: Some(hash) });
@@ -705,7 +705,7 @@ impl Backend for AwsKmsBackend {
                     min_key_len: 0,
                 })
                 .to_vec(),
-            decryption: [Hash::Sha1, Hash::Sha256]
+            decryption: [HashAlg::Sha1, HashAlg::Sha256]
                 .into_iter()
                 .map(|hash| DecryptScheme::RsaOaep {
                     hash,
@@ -731,15 +731,15 @@ impl Backend for AwsKmsBackend {
                     params: Curve::Secp256k1.params().to_vec(),
                 },
                 KeyKind::Hmac {
-                    hash: Hash::Sha256,
+                    hash: HashAlg::Sha256,
                     len: 32,
                 },
                 KeyKind::Hmac {
-                    hash: Hash::Sha384,
+                    hash: HashAlg::Sha384,
                     len: 48,
                 },
                 KeyKind::Hmac {
-                    hash: Hash::Sha512,
+                    hash: HashAlg::Sha512,
                     len: 64,
                 },
                 KeyKind::ServiceSymmetric,
@@ -847,18 +847,18 @@ impl Backend for AwsKmsBackend {
                     )));
                 };
                 let want = curve.hash();
-                if digest.len() != want.output_len() || hash.is_some_and(|h| h != want) {
+                if digest.len() != want.digest_len() || hash.is_some_and(|h| h != want) {
                     return Err(BackendError::InvalidInput(format!(
                         "KMS signs with {} only over a {}-byte {want:?} digest, not {} bytes{}",
                         curve.key_spec(),
-                        want.output_len(),
+                        want.digest_len(),
                         digest.len(),
                         hash.map(|h| format!(" of {h:?}")).unwrap_or_default()
                     )));
                 }
                 let alg = match want {
-                    Hash::Sha256 => "ECDSA_SHA_256",
-                    Hash::Sha384 => "ECDSA_SHA_384",
+                    HashAlg::Sha256 => "ECDSA_SHA_256",
+                    HashAlg::Sha384 => "ECDSA_SHA_384",
                     _ => "ECDSA_SHA_512",
                 };
                 let r = self.call("Sign", self.sign_body(key_ref, alg, digest))?;
@@ -870,7 +870,7 @@ impl Backend for AwsKmsBackend {
                         "{key_ref} is not an RSA key"
                     )));
                 }
-                let Some((h, digest)) = der::parse_digest_info(digest_info) else {
+                let Some((h, digest)) = HashAlg::from_digest_info(digest_info) else {
                     return Err(BackendError::Unsupported(
                         "KMS signs PKCS#1 v1.5 only over a DigestInfo of SHA-256/384/512, not raw data"
                             .into(),
@@ -882,9 +882,9 @@ impl Backend for AwsKmsBackend {
                     )));
                 }
                 let alg = match h {
-                    Hash::Sha256 => "RSASSA_PKCS1_V1_5_SHA_256",
-                    Hash::Sha384 => "RSASSA_PKCS1_V1_5_SHA_384",
-                    Hash::Sha512 => "RSASSA_PKCS1_V1_5_SHA_512",
+                    HashAlg::Sha256 => "RSASSA_PKCS1_V1_5_SHA_256",
+                    HashAlg::Sha384 => "RSASSA_PKCS1_V1_5_SHA_384",
+                    HashAlg::Sha512 => "RSASSA_PKCS1_V1_5_SHA_512",
                     other => {
                         return Err(BackendError::Unsupported(format!(
                             "KMS has no PKCS#1 v1.5 signature with {other:?}"
@@ -906,26 +906,26 @@ impl Backend for AwsKmsBackend {
                     )));
                 }
                 let alg = match hash {
-                    Hash::Sha256 => "RSASSA_PSS_SHA_256",
-                    Hash::Sha384 => "RSASSA_PSS_SHA_384",
-                    Hash::Sha512 => "RSASSA_PSS_SHA_512",
+                    HashAlg::Sha256 => "RSASSA_PSS_SHA_256",
+                    HashAlg::Sha384 => "RSASSA_PSS_SHA_384",
+                    HashAlg::Sha512 => "RSASSA_PSS_SHA_512",
                     other => {
                         return Err(BackendError::Unsupported(format!(
                             "KMS has no PSS signature with {other:?}"
                         )))
                     }
                 };
-                if mgf != hash || *salt_len != hash.output_len() {
+                if mgf != hash || *salt_len != hash.digest_len() {
                     return Err(BackendError::Unsupported(format!(
                         "KMS signs PSS only with MGF1 of the same hash and a salt of the hash \
                          length ({} bytes); asked MGF1-{mgf:?}, salt {salt_len}",
-                        hash.output_len()
+                        hash.digest_len()
                     )));
                 }
-                if digest.len() != hash.output_len() {
+                if digest.len() != hash.digest_len() {
                     return Err(BackendError::InvalidInput(format!(
                         "a {hash:?} digest is {} bytes, not {}",
-                        hash.output_len(),
+                        hash.digest_len(),
                         digest.len()
                     )));
                 }
@@ -956,7 +956,7 @@ impl Backend for AwsKmsBackend {
         let meta = self.meta(key_ref)?;
         let alg = Self::mac_algorithm(&meta, *hash)?;
         Self::check_mac_len(message)?;
-        if signature.len() != hash.output_len() {
+        if signature.len() != hash.digest_len() {
             return Ok(false);
         }
         let body = json!({
@@ -981,8 +981,8 @@ impl Backend for AwsKmsBackend {
                 data,
             } => {
                 let alg = match (hash, mgf) {
-                    (Hash::Sha1, Hash::Sha1) => "RSAES_OAEP_SHA_1",
-                    (Hash::Sha256, Hash::Sha256) => "RSAES_OAEP_SHA_256",
+                    (HashAlg::Sha1, HashAlg::Sha1) => "RSAES_OAEP_SHA_1",
+                    (HashAlg::Sha256, HashAlg::Sha256) => "RSAES_OAEP_SHA_256",
                     _ => {
                         return Err(BackendError::Unsupported(format!(
                             "KMS decrypts OAEP with SHA-1 or SHA-256 and MGF1 of the same \

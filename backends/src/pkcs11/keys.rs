@@ -3,13 +3,13 @@
 
 use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey, EcPoint};
-use openssl::hash::{hash, MessageDigest};
+use openssl::hash::hash;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey};
 use openssl::rsa::Rsa;
 use zeroize::Zeroizing;
 
-use crate::Hash;
+use crate::HashAlg;
 
 /// DER of the Ed25519 OID (1.3.101.112), as `CKA_EC_PARAMS` of an Ed25519 key.
 pub(crate) const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
@@ -137,26 +137,17 @@ pub(crate) fn ecdsa_sig_len(params: &[u8]) -> Option<usize> {
     Some((g.degree() as usize).div_ceil(8) * 2)
 }
 
-fn md(h: Hash) -> MessageDigest {
-    match h {
-        Hash::Sha1 => MessageDigest::sha1(),
-        Hash::Sha224 => MessageDigest::sha224(),
-        Hash::Sha256 => MessageDigest::sha256(),
-        Hash::Sha384 => MessageDigest::sha384(),
-        Hash::Sha512 => MessageDigest::sha512(),
-    }
-}
 
 /// MGF1 (RFC 8017 B.2.1).
-fn mgf1(h: Hash, seed: &[u8], len: usize) -> Option<Zeroizing<Vec<u8>>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(len + h.output_len()));
+fn mgf1(h: HashAlg, seed: &[u8], len: usize) -> Option<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(len + h.digest_len()));
     let mut counter: u32 = 0;
     let mut input = Zeroizing::new(Vec::with_capacity(seed.len() + 4));
     while out.len() < len {
         input.clear();
         input.extend_from_slice(seed);
         input.extend_from_slice(&counter.to_be_bytes());
-        out.extend_from_slice(&hash(md(h), &input).ok()?);
+        out.extend_from_slice(&hash(h.message_digest(), &input).ok()?);
         counter += 1;
     }
     out.truncate(len);
@@ -167,17 +158,17 @@ fn mgf1(h: Hash, seed: &[u8], len: usize) -> Option<Zeroizing<Vec<u8>>> {
 /// Every failure is the same `None`, and the checks are combined without early exit so
 /// timing does not tell them apart.
 pub(crate) fn oaep_decode(
-    h: Hash,
-    mgf: Hash,
+    h: HashAlg,
+    mgf: HashAlg,
     label: &[u8],
     em: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
     let k = em.len();
-    let hlen = h.output_len();
+    let hlen = h.digest_len();
     if k < 2 * hlen + 2 {
         return None;
     }
-    let lhash = hash(md(h), label).ok()?;
+    let lhash = hash(h.message_digest(), label).ok()?;
     let (y, rest) = (em[0], &em[1..]);
     let (masked_seed, masked_db) = rest.split_at(hlen);
     let seed_mask = mgf1(mgf, masked_db, hlen)?;
@@ -230,13 +221,13 @@ fn ct_eq(a: u8, b: u8) -> u8 {
 /// EMSA-PSS encoding (RFC 8017 9.1.1) of `digest` for a modulus of `mod_bits` bits,
 /// left-padded with zeros to the modulus length, ready for raw RSA.
 pub(crate) fn pss_encode(
-    h: Hash,
-    mgf: Hash,
+    h: HashAlg,
+    mgf: HashAlg,
     salt_len: usize,
     digest: &[u8],
     mod_bits: usize,
 ) -> Option<Vec<u8>> {
-    let hlen = h.output_len();
+    let hlen = h.digest_len();
     let em_bits = mod_bits.checked_sub(1)?;
     let em_len = em_bits.div_ceil(8);
     if digest.len() != hlen || em_len < hlen + salt_len + 2 {
@@ -248,7 +239,7 @@ pub(crate) fn pss_encode(
     m.extend_from_slice(&[0u8; 8]);
     m.extend_from_slice(digest);
     m.extend_from_slice(&salt);
-    let hh = hash(md(h), &m).ok()?;
+    let hh = hash(h.message_digest(), &m).ok()?;
     let db_len = em_len - hlen - 1;
     let mut db = vec![0u8; db_len];
     db[db_len - salt_len - 1] = 1;
@@ -269,6 +260,7 @@ pub(crate) fn pss_encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openssl::hash::MessageDigest;
     use openssl::encrypt::Encrypter;
     use openssl::rsa::Padding;
 
@@ -292,13 +284,13 @@ mod tests {
         let rsa = Rsa::generate(2048).unwrap();
         let key = PKey::from_rsa(rsa.clone()).unwrap();
         for (h, mgf, label) in [
-            (Hash::Sha256, Hash::Sha256, &b""[..]),
-            (Hash::Sha384, Hash::Sha1, &b"label"[..]),
+            (HashAlg::Sha256, HashAlg::Sha256, &b""[..]),
+            (HashAlg::Sha384, HashAlg::Sha1, &b"label"[..]),
         ] {
             let mut enc = Encrypter::new(&key).unwrap();
             enc.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
-            enc.set_rsa_oaep_md(md(h)).unwrap();
-            enc.set_rsa_mgf1_md(md(mgf)).unwrap();
+            enc.set_rsa_oaep_md(h.message_digest()).unwrap();
+            enc.set_rsa_mgf1_md(mgf.message_digest()).unwrap();
             if !label.is_empty() {
                 enc.set_rsa_oaep_label(label).unwrap();
             }
@@ -322,7 +314,7 @@ mod tests {
         let rsa = Rsa::generate(2047).unwrap();
         let key = PKey::from_rsa(rsa.clone()).unwrap();
         let digest = hash(MessageDigest::sha256(), b"msg").unwrap();
-        let em = pss_encode(Hash::Sha256, Hash::Sha1, 20, &digest, 2047).unwrap();
+        let em = pss_encode(HashAlg::Sha256, HashAlg::Sha1, 20, &digest, 2047).unwrap();
         let mut sig = vec![0u8; 256];
         rsa.private_encrypt(&em, &mut sig, Padding::NONE).unwrap();
         let mut v = openssl::sign::Verifier::new(MessageDigest::sha256(), &key).unwrap();

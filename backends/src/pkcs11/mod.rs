@@ -45,7 +45,7 @@ use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, Hash,
+    Backend, BackendError, BackendResult, Capabilities, CipherRequest, DecryptScheme, HashAlg,
     KeyKind, KeySpec, KeyUsage, MacScheme, Mgf, ObjectClass, PssSalt, RemoteObject, SignRequest, SignScheme,
     SymmetricScheme,
 };
@@ -237,45 +237,18 @@ fn handle(key_ref: &str) -> BackendResult<CK_OBJECT_HANDLE> {
     })
 }
 
-fn hash_index(h: Hash) -> u32 {
+fn hash_index(h: HashAlg) -> u32 {
     match h {
-        Hash::Sha1 => 0,
-        Hash::Sha224 => 1,
-        Hash::Sha256 => 2,
-        Hash::Sha384 => 3,
-        Hash::Sha512 => 4,
+        HashAlg::Sha1 => 0,
+        HashAlg::Sha224 => 1,
+        HashAlg::Sha256 => 2,
+        HashAlg::Sha384 => 3,
+        HashAlg::Sha512 => 4,
     }
 }
 
-fn ckm_hash(h: Hash) -> CK_MECHANISM_TYPE {
-    match h {
-        Hash::Sha1 => CKM_SHA_1,
-        Hash::Sha224 => CKM_SHA224,
-        Hash::Sha256 => CKM_SHA256,
-        Hash::Sha384 => CKM_SHA384,
-        Hash::Sha512 => CKM_SHA512,
-    }
-}
 
-fn ckg_mgf1(h: Hash) -> CK_RSA_PKCS_MGF_TYPE {
-    match h {
-        Hash::Sha1 => CKG_MGF1_SHA1,
-        Hash::Sha224 => CKG_MGF1_SHA224,
-        Hash::Sha256 => CKG_MGF1_SHA256,
-        Hash::Sha384 => CKG_MGF1_SHA384,
-        Hash::Sha512 => CKG_MGF1_SHA512,
-    }
-}
 
-fn ckm_hmac(h: Hash) -> CK_MECHANISM_TYPE {
-    match h {
-        Hash::Sha1 => CKM_SHA_1_HMAC,
-        Hash::Sha224 => CKM_SHA224_HMAC,
-        Hash::Sha256 => CKM_SHA256_HMAC,
-        Hash::Sha384 => CKM_SHA384_HMAC,
-        Hash::Sha512 => CKM_SHA512_HMAC,
-    }
-}
 
 fn bool_attr(v: bool) -> Vec<u8> {
     vec![if v { CK_TRUE } else { CK_FALSE }]
@@ -615,12 +588,12 @@ impl Pkcs11Backend {
         if sizes(CKM_GENERIC_SECRET_KEY_GEN).is_some() {
             generate.push(KeyKind::GenericSecret { len: 32 });
         }
-        const ALL: [Hash; 5] = [
-            Hash::Sha1,
-            Hash::Sha224,
-            Hash::Sha256,
-            Hash::Sha384,
-            Hash::Sha512,
+        const ALL: [HashAlg; 5] = [
+            HashAlg::Sha1,
+            HashAlg::Sha224,
+            HashAlg::Sha256,
+            HashAlg::Sha384,
+            HashAlg::Sha512,
         ];
         // The module hashes; the vendor signs the digest with raw ECDSA / PKCS#1 v1.5.
         // PSS and OAEP are padded here around raw RSA when the vendor has it, so every
@@ -651,11 +624,11 @@ impl Pkcs11Backend {
         }
         let macs = ALL
             .into_iter()
-            .filter(|h| can(ckm_hmac(*h), CKF_SIGN))
+            .filter(|h| can(h.hmac_ckm(), CKF_SIGN))
             .map(|hash| MacScheme {
                 hash,
                 // Vendors state HMAC key sizes in bytes (SoftHSM: at least the hash length).
-                min_key_len: sizes(ckm_hmac(hash)).map_or(0, |(lo, _)| lo),
+                min_key_len: sizes(hash.hmac_ckm()).map_or(0, |(lo, _)| lo),
             })
             .collect();
         let mut decryption = Vec::new();
@@ -840,23 +813,23 @@ impl Pkcs11Backend {
                     CKK_AES => KeyKind::Aes { len },
                     CKK_GENERIC_SECRET => KeyKind::GenericSecret { len },
                     CKK_SHA_1_HMAC => KeyKind::Hmac {
-                        hash: Hash::Sha1,
+                        hash: HashAlg::Sha1,
                         len,
                     },
                     CKK_SHA224_HMAC => KeyKind::Hmac {
-                        hash: Hash::Sha224,
+                        hash: HashAlg::Sha224,
                         len,
                     },
                     CKK_SHA256_HMAC => KeyKind::Hmac {
-                        hash: Hash::Sha256,
+                        hash: HashAlg::Sha256,
                         len,
                     },
                     CKK_SHA384_HMAC => KeyKind::Hmac {
-                        hash: Hash::Sha384,
+                        hash: HashAlg::Sha384,
                         len,
                     },
                     CKK_SHA512_HMAC => KeyKind::Hmac {
-                        hash: Hash::Sha512,
+                        hash: HashAlg::Sha512,
                         len,
                     },
                     _ => return Ok(None),
@@ -1116,7 +1089,7 @@ impl Pkcs11Backend {
                     })
             }
             KeyKind::Hmac { hash, len } => {
-                let len = if *len == 0 { hash.output_len() } else { *len };
+                let len = if *len == 0 { hash.digest_len() } else { *len };
                 return secret(CKM_GENERIC_SECRET_KEY_GEN, CKK_GENERIC_SECRET, len)
                     .map_err(map_err)?
                     .map(|o| vec![o])
@@ -1146,16 +1119,16 @@ impl Pkcs11Backend {
     fn sign_pss(
         &self,
         key: CK_OBJECT_HANDLE,
-        hash: Hash,
-        mgf: Hash,
+        hash: HashAlg,
+        mgf: HashAlg,
         salt_len: usize,
         digest: &[u8],
     ) -> BackendResult<Vec<u8>> {
         let bit = 1u64 << (hash_index(hash) * 5 + hash_index(mgf));
         if self.pss_refused.load(Ordering::Relaxed) & bit == 0 {
             let m = Mech::Pss {
-                hash: ckm_hash(hash),
-                mgf: ckg_mgf1(mgf),
+                hash: hash.ckm(),
+                mgf: mgf.mgf(),
                 salt_len: salt_len as CK_ULONG,
             };
             match self.one_shot(Op::Sign, &m, key, digest, self.rsa_len(key)) {
@@ -1181,8 +1154,8 @@ impl Pkcs11Backend {
     fn decrypt_oaep(
         &self,
         key: CK_OBJECT_HANDLE,
-        hash: Hash,
-        mgf: Hash,
+        hash: HashAlg,
+        mgf: HashAlg,
         label: &[u8],
         data: &[u8],
     ) -> BackendResult<Vec<u8>> {
@@ -1213,14 +1186,14 @@ impl Pkcs11Backend {
     fn oaep_native(
         &self,
         key: CK_OBJECT_HANDLE,
-        hash: Hash,
-        mgf: Hash,
+        hash: HashAlg,
+        mgf: HashAlg,
         label: &[u8],
         data: &[u8],
     ) -> VResult<Vec<u8>> {
         let m = Mech::Oaep {
-            hash: ckm_hash(hash),
-            mgf: ckg_mgf1(mgf),
+            hash: hash.ckm(),
+            mgf: mgf.mgf(),
             label,
         };
         self.one_shot(Op::Decrypt, &m, key, data, self.rsa_len(key))
@@ -1230,8 +1203,8 @@ impl Pkcs11Backend {
     fn oaep_in_software(
         &self,
         key: CK_OBJECT_HANDLE,
-        hash: Hash,
-        mgf: Hash,
+        hash: HashAlg,
+        mgf: HashAlg,
         label: &[u8],
         data: &[u8],
     ) -> BackendResult<Vec<u8>> {
@@ -1468,7 +1441,7 @@ impl Backend for Pkcs11Backend {
                 digest,
             } => return self.sign_pss(key, *hash, *mgf, *salt_len, digest),
             SignRequest::Hmac { hash, message } => {
-                (Mech::Plain(ckm_hmac(*hash)), message, hash.output_len())
+                (Mech::Plain(hash.hmac_ckm()), message, hash.digest_len())
             }
             SignRequest::EdDsa { message } => (Mech::Plain(CKM_EDDSA), message, 64),
         };
@@ -1483,7 +1456,7 @@ impl Backend for Pkcs11Backend {
                 "only HMAC is verified in the vendor token".into(),
             ));
         };
-        let m = Mech::Plain(ckm_hmac(*hash));
+        let m = Mech::Plain(hash.hmac_ckm());
         self.run(|s| self.vendor.verify(s, &m, key, message, signature))
             .map_err(map_err)
     }

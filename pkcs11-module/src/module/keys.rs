@@ -20,9 +20,9 @@ impl Module {
                 Mechanism::AesKeyGen => KeyKind::Aes { len },
                 Mechanism::GenericSecretKeyGen if tmpl.bool_or(CKA_SIGN, true)? => {
                     let hash = match len {
-                        48 => Hash::Sha384,
-                        64 => Hash::Sha512,
-                        _ => Hash::Sha256,
+                        48 => HashAlg::Sha384,
+                        64 => HashAlg::Sha512,
+                        _ => HashAlg::Sha256,
                     };
                     KeyKind::Hmac { hash, len }
                 }

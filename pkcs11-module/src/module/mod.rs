@@ -9,7 +9,7 @@ use crate::token::Token;
 use crate::{bail, Attributes, Error, Result};
 use arc_swap::ArcSwap;
 use cryptoki_sys::*;
-use hsmux_backends::{Hash, KeyKind, KeySpec, KeyUsage};
+use hsmux_backends::{HashAlg, KeyKind, KeySpec, KeyUsage};
 use hsmux_mech::{
     CipherOp, DigestOp, GcmMessages, GcmStream, KeyMaterial, Mechanism, MessageParams, SignOp,
     VerifyOp,
