@@ -9,7 +9,7 @@ pub mod config;
 mod logging;
 pub mod module;
 pub mod object;
-pub mod remote;
+pub mod service;
 pub mod token;
 
 pub use hsmux_mech::{bail, rv_name, Attributes, Error, Result};

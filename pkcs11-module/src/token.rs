@@ -2,7 +2,7 @@
 //! PKCS#11 rules that govern them. Knows nothing of C pointers.
 
 use crate::object::{self, Object, Origin, RemoteKey};
-use crate::remote;
+use crate::service;
 use crate::{bail, Attributes, Error, Result};
 use cryptoki_sys::*;
 use hsmux_backends::{
@@ -70,7 +70,7 @@ enum Kind {
 }
 
 struct Remote {
-    service: remote::Service,
+    service: service::Service,
     ttl: Duration,
     /// When the object list was last fetched, and whether the user was logged in then.
     listed: Mutex<Option<(Instant, bool)>>,
@@ -115,7 +115,7 @@ impl Token {
         let kind = match opened {
             Opened::Store(store) => Kind::Local(store),
             Opened::Service { backend, list_ttl } => Kind::Remote(Remote {
-                service: remote::Service::new(backend),
+                service: service::Service::new(backend),
                 ttl: list_ttl,
                 listed: Mutex::new(None),
             }),
@@ -150,7 +150,7 @@ impl Token {
     }
 
     /// The backend of a remote token, with its capabilities.
-    pub fn service(&self) -> Option<&remote::Service> {
+    pub fn service(&self) -> Option<&service::Service> {
         self.remote().map(|r| &r.service)
     }
 
@@ -177,7 +177,7 @@ impl Token {
                         .symmetric
                         .contains(&hsmux_backends::SymmetricScheme::ServiceSymmetric)
                         .then_some((
-                            remote::CKM_HSMUX_SERVICE_SYMMETRIC,
+                            service::CKM_HSMUX_SERVICE_SYMMETRIC,
                             hsmux_mech::MechInfo {
                                 min_key: 0,
                                 max_key: 0,
@@ -188,11 +188,11 @@ impl Token {
                 .map(|(m, mut i)| {
                     // Private keys of this token sign only where the service can;
                     // verification and session keys stay in software.
-                    if remote::is_asymmetric_sign(m) && !remote::can_sign(&r.service.caps, m) {
+                    if service::is_asymmetric_sign(m) && !service::can_sign(&r.service.caps, m) {
                         i.flags &= !CKF_SIGN;
                     }
                     if matches!(m, CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_RSA_X_509) {
-                        if !remote::can_decrypt(&r.service.caps, m) {
+                        if !service::can_decrypt(&r.service.caps, m) {
                             i.flags &= !CKF_DECRYPT;
                         }
                         // C_UnwrapKey under a key the service holds is not done yet (it
@@ -383,7 +383,7 @@ impl Token {
                 r.service
                     .backend
                     .login(pin)
-                    .map_err(|e| remote::backend_err(e, "login"))?;
+                    .map_err(|e| service::backend_err(e, "login"))?;
                 self.login.write().unwrap_or_else(|e| e.into_inner()).user = Some(CKU_USER);
                 // Private objects become listable now.
                 self.refresh()
@@ -392,7 +392,7 @@ impl Token {
                 .service
                 .backend
                 .login(pin)
-                .map_err(|e| remote::backend_err(e, "login")),
+                .map_err(|e| service::backend_err(e, "login")),
             (CKU_CONTEXT_SPECIFIC, _) => bail!(CKR_USER_NOT_LOGGED_IN),
             (CKU_SO, _) => bail!(
                 CKR_USER_TYPE_INVALID,
@@ -579,7 +579,7 @@ impl Token {
                 tracing::info!(token = %self.config_label, "listing before login failed: {e}");
                 Vec::new()
             }
-            Err(e) => return Err(remote::backend_err(e, "list")),
+            Err(e) => return Err(service::backend_err(e, "list")),
         };
         let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
         let mut seen = std::collections::HashSet::new();
@@ -607,7 +607,7 @@ impl Token {
         ro: &RemoteObject,
         destroyable: bool,
     ) -> Result<CK_OBJECT_HANDLE> {
-        let attrs = remote::describe(ro, destroyable)?;
+        let attrs = service::describe(ro, destroyable)?;
         let key = (ro.class as u8, ro.unique_id.clone());
         let h = match o.by_ref.get(&key) {
             Some(h) => *h,
@@ -645,7 +645,7 @@ impl Token {
             .service
             .backend
             .generate(spec)
-            .map_err(|e| remote::backend_err(e, "generate"))?;
+            .map_err(|e| service::backend_err(e, "generate"))?;
         let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
         for ro in &created {
@@ -731,7 +731,7 @@ impl Token {
                 .service
                 .backend
                 .create_object(&raw)
-                .map_err(|e| remote::backend_err(e, "create object"))?;
+                .map_err(|e| service::backend_err(e, "create object"))?;
             let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
             return self.admit_remote(&mut o, &ro, r.service.caps.destroy);
         }
@@ -841,7 +841,7 @@ impl Token {
             r.service
                 .backend
                 .destroy(key_ref)
-                .map_err(|e| remote::backend_err(e, "destroy"))?;
+                .map_err(|e| service::backend_err(e, "destroy"))?;
             // Every object of that service key (both halves of a pair) goes with it.
             let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
             o.live

@@ -4,7 +4,7 @@
 
 use crate::config;
 use crate::object::Origin;
-use crate::remote::{RemoteCipher, RemoteSign, RemoteVerify};
+use crate::service::{RemoteCipher, RemoteSign, RemoteVerify};
 use crate::token::Token;
 use crate::{bail, Attributes, Error, Result};
 use arc_swap::ArcSwap;

@@ -1,5 +1,7 @@
-//! Keys that live in a remote service: how their objects look to PKCS#11 clients, and
-//! the operations that hash or buffer locally and then make exactly one backend call.
+//! The adapter between the token core and a [`Backend`]: how a service's keys look to
+//! PKCS#11 clients, which mechanisms they can do (from the backend's capabilities, the
+//! same answer for `C_GetMechanismList` and every `C_*Init`), and the operations that hash
+//! or buffer locally and then make exactly one backend call.
 
 use crate::object::RemoteKey;
 use crate::{bail, Attributes, Error, Result};
