@@ -1,9 +1,10 @@
 //! Encryption and decryption: AES and DES modes over `EVP_CIPHER_CTX`, RSA over
 //! `RSA`/`EVP_PKEY`.
 
+use crate::aes::{aes_cipher, AesMode};
 use crate::key::{KeyMaterial, RsaPrivateKey, RsaPublicKey};
 use crate::mech::{CtrParams, GcmParams, Mechanism, OaepParams};
-use crate::ops::{check_rsa_bits, CipherOp};
+use crate::op::{check_rsa_bits, CipherOp};
 use crate::{bail, Error, Result};
 use cryptoki_sys::*;
 use openssl::cipher::{Cipher, CipherRef};
@@ -19,52 +20,6 @@ const BLOCK: usize = 16;
 const DES_BLOCK: usize = 8;
 /// Largest chunk handed to one `EVP_CipherUpdate`, whose length is a C `int`.
 const CHUNK: usize = 1 << 30;
-
-#[derive(Clone, Copy)]
-pub(crate) enum AesMode {
-    Ecb = 0,
-    Cbc = 1,
-    Ctr = 2,
-    Gcm = 3,
-}
-
-/// The `EVP_CIPHER` for an AES mode and key length, fetched once per process so that
-/// initialising a context does no provider lookup.
-pub(crate) fn aes_cipher(mode: AesMode, key_len: usize) -> Result<&'static CipherRef> {
-    static CIPHERS: OnceLock<Vec<Option<Cipher>>> = OnceLock::new();
-    let size = match key_len {
-        16 => 0,
-        24 => 1,
-        32 => 2,
-        n => bail!(CKR_KEY_SIZE_RANGE, "AES key of {n} bytes"),
-    };
-    let all = CIPHERS.get_or_init(|| {
-        let mut v = Vec::new();
-        for m in ["ECB", "CBC", "CTR", "GCM"] {
-            for bits in [128, 192, 256] {
-                v.push(Cipher::fetch(None, &format!("AES-{bits}-{m}"), None).ok());
-            }
-        }
-        v
-    });
-    if let Some(Some(c)) = all.get(mode as usize * 3 + size) {
-        return Ok(c);
-    }
-    Ok(match (mode, size) {
-        (AesMode::Ecb, 0) => Cipher::aes_128_ecb(),
-        (AesMode::Ecb, 1) => Cipher::aes_192_ecb(),
-        (AesMode::Ecb, _) => Cipher::aes_256_ecb(),
-        (AesMode::Cbc, 0) => Cipher::aes_128_cbc(),
-        (AesMode::Cbc, 1) => Cipher::aes_192_cbc(),
-        (AesMode::Cbc, _) => Cipher::aes_256_cbc(),
-        (AesMode::Ctr, 0) => Cipher::aes_128_ctr(),
-        (AesMode::Ctr, 1) => Cipher::aes_192_ctr(),
-        (AesMode::Ctr, _) => Cipher::aes_256_ctr(),
-        (AesMode::Gcm, 0) => Cipher::aes_128_gcm(),
-        (AesMode::Gcm, 1) => Cipher::aes_192_gcm(),
-        (AesMode::Gcm, _) => Cipher::aes_256_gcm(),
-    })
-}
 
 /// The DES-EDE3 `EVP_CIPHER` in ECB or CBC mode, fetched once per process.
 ///
@@ -755,7 +710,7 @@ fn cipher_init(m: &Mechanism, key: &KeyMaterial, encrypt: bool) -> Result<Box<dy
         Mechanism::AesEcb => Box::new(BlockOp::new(AesMode::Ecb, k, None, false, encrypt)?),
         Mechanism::AesCtr(p) => Box::new(CtrOp::new(k, p, encrypt)?),
         Mechanism::AesKeyWrap(_) | Mechanism::AesKeyWrapKwp(_) => {
-            Box::new(crate::wrap::KeyWrapOp::new(m, k, encrypt)?)
+            Box::new(crate::keywrap::KeyWrapOp::new(m, k, encrypt)?)
         }
         _ => return Err(Error::general("unreachable AES mechanism")),
     })

@@ -62,18 +62,21 @@
 //! fields unused, they are the `CKA_VALUE` lengths the mechanism takes (DES3 modes 16..=24).
 //! DES parity bits are set on generation and not checked on import.
 
+mod aes;
 pub mod attr;
 mod cipher;
 mod hash;
 pub mod key;
 pub mod keygen;
+mod keywrap;
 pub mod mech;
 pub mod message;
+mod op;
 pub mod ops;
 pub mod wrap;
 
 pub use attr::Attributes;
-pub use cipher::block_cipher_check_value;
+pub use cipher::{block_cipher_check_value, decrypt_init, encrypt_init};
 pub use hsmux_core::{bail, rv_name, Error, Result};
 pub use key::KeyMaterial;
 pub use keygen::*;

@@ -1,7 +1,7 @@
 //! PKCS#11 3.0 message-based AES-GCM: one key initialised once, then many messages,
 //! each with its own IV, associated data and tag (`C_MessageEncryptInit` …).
 
-use crate::cipher::{aes_cipher, AesMode};
+use crate::aes::{aes_cipher, AesMode};
 use crate::key::KeyMaterial;
 use crate::{bail, Error, Result};
 use cryptoki_sys::*;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::wrap::{aes_kw_unwrap, aes_kw_wrap, aes_kwp_unwrap, aes_kwp_wrap};
+use crate::keywrap::{aes_kw_unwrap, aes_kw_wrap, aes_kwp_unwrap, aes_kwp_wrap};
 
 #[test]
 fn aes_key_wrap_matches_rfc_3394_and_rfc_5649() {
