@@ -1,5 +1,5 @@
 //! `C_WrapKey` / `C_UnwrapKey` over any wrapping cipher (AES key wrap, AES-CBC,
-//! DES/3DES ECB and CBC, RSA: see [`crate::cipher`] and `keywrap`) and ECDH derivation.
+//! DES/3DES ECB and CBC, RSA: the `cipher` and `keywrap` modules) and ECDH derivation.
 
 use crate::key::{EcPublicKey, KeyMaterial};
 use crate::mech::{EcdhParams, Mechanism};
