@@ -76,8 +76,12 @@ if [[ ${SKIP_CARGO:-0} != 1 ]]; then
     step "cargo fmt --all --check" 300 cargo fmt --all --check
     step "cargo clippy --all-targets -- -D warnings" 1200 cargo clippy --all-targets -- -D warnings
     step "cargo build --release" 1200 cargo build --release
-    # Each backend behind its own cargo feature: the module builds with each one alone.
-    for feature in local pkcs11 aws-kms; do
+    # Each backend behind its own cargo feature: the module builds with each one alone
+    # (every feature of pkcs11-module/Cargo.toml but `default`, so a new backend is built
+    # alone without a change here).
+    mapfile -t FEATURES < <(awk '/^\[features\]/ { on = 1; next } /^\[/ { on = 0 }
+        on && /^[a-z0-9-]+ *=/ && $1 != "default" { print $1 }' pkcs11-module/Cargo.toml)
+    for feature in "${FEATURES[@]}"; do
         step "cargo build --release -p hsmux --no-default-features --features $feature" 900 \
             cargo build --release -p hsmux --no-default-features --features "$feature" \
             --target-dir target/features
