@@ -38,8 +38,15 @@ die() {
 # find_python: a Python >= 3.13 (localstack-core 2026.3 imports warnings.deprecated,
 # new in 3.13, although its metadata claims >= 3.10).
 find_python() {
-    local c
-    for c in ${PYTHON:-} python3.14 python3.13 "$HOME"/.pyenv/versions/3.1[3-9]*/bin/python3 python3; do
+    local c found root=${PYENV_ROOT:-$HOME/.pyenv}
+    local candidates=("${PYTHON:-}" python3.14 python3.13)
+    # pyenv's interpreters where pyenv keeps them (its shims only run the selected one).
+    candidates+=("$root"/versions/3.1[3-9]*/bin/python3)
+    if command -v uv >/dev/null 2>&1 && found=$(uv python find '>=3.13' 2>/dev/null); then
+        candidates+=("$found")
+    fi
+    candidates+=(python3)
+    for c in "${candidates[@]}"; do
         [[ -n $c ]] || continue
         command -v "$c" >/dev/null 2>&1 || continue
         if "$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 13) else 1)' 2>/dev/null; then
@@ -60,7 +67,7 @@ install() {
     local py t0
     if installed; then return 0; fi
     t0=$(date +%s)
-    py=$(find_python) || die "no Python >= 3.13 found (tried python3.14, python3.13, ~/.pyenv/versions/3.1[3-9]*, python3); set PYTHON"
+    py=$(find_python) || die "no Python >= 3.13 found (tried \$PYTHON, python3.14, python3.13, ${PYENV_ROOT:-~/.pyenv}/versions/3.1[3-9]*, uv python find, python3): install one (pyenv install 3.13, uv python install 3.13) or set PYTHON; without it the aws-kms tests cannot run"
     say "installing localstack-core $LOCALSTACK_VERSION into $VENV with $py"
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
