@@ -192,6 +192,128 @@ pub enum Mechanism {
     Sha512KeyGen,
 }
 
+impl PssParams {
+    /// Validates a `CK_RSA_PKCS_PSS_PARAMS`; `expect` is the hash a `CKM_SHA*_RSA_PKCS_PSS`
+    /// mechanism fixes, which `hashAlg` must name.
+    pub fn from_c(p: CK_RSA_PKCS_PSS_PARAMS, expect: Option<HashAlg>) -> Result<PssParams> {
+        let hash = HashAlg::from_ckm(p.hashAlg).ok_or_else(|| {
+            Error::new(
+                CKR_MECHANISM_PARAM_INVALID,
+                format!("PSS hashAlg {:#x} unsupported", p.hashAlg),
+            )
+        })?;
+        if let Some(e) = expect {
+            if e != hash {
+                bail!(
+                    CKR_MECHANISM_PARAM_INVALID,
+                    "PSS hashAlg {:#x} does not match the mechanism's hash",
+                    p.hashAlg
+                );
+            }
+        }
+        let mgf = HashAlg::from_mgf(p.mgf).ok_or_else(|| {
+            Error::new(
+                CKR_MECHANISM_PARAM_INVALID,
+                format!("PSS mgf {:#x} unsupported", p.mgf),
+            )
+        })?;
+        // Larger than any modulus we accept; the exact bound depends on the key, checked at init.
+        if p.sLen > 2048 {
+            bail!(CKR_MECHANISM_PARAM_INVALID, "PSS sLen {} too large", p.sLen);
+        }
+        Ok(PssParams {
+            hash,
+            mgf,
+            salt_len: p.sLen as usize,
+        })
+    }
+}
+
+impl OaepParams {
+    /// Validates the `hashAlg` and `mgf` of a `CK_RSA_PKCS_OAEP_PARAMS`; `label` is its
+    /// source data, already copied out.
+    pub fn new(
+        hash_alg: CK_MECHANISM_TYPE,
+        mgf: CK_RSA_PKCS_MGF_TYPE,
+        label: Vec<u8>,
+    ) -> Result<OaepParams> {
+        let hash = HashAlg::from_ckm(hash_alg).ok_or_else(|| {
+            Error::new(
+                CKR_MECHANISM_PARAM_INVALID,
+                format!("OAEP hashAlg {hash_alg:#x} unsupported"),
+            )
+        })?;
+        let mgf = HashAlg::from_mgf(mgf).ok_or_else(|| {
+            Error::new(
+                CKR_MECHANISM_PARAM_INVALID,
+                format!("OAEP mgf {mgf:#x} unsupported"),
+            )
+        })?;
+        Ok(OaepParams { hash, mgf, label })
+    }
+}
+
+impl GcmParams {
+    /// Validates the IV length and `ulTagBits` of a `CK_GCM_PARAMS`.
+    pub fn new(iv: Vec<u8>, aad: Vec<u8>, tag_bits: CK_ULONG) -> Result<GcmParams> {
+        // OpenSSL 3.0's GCM takes IVs of up to 128 bytes; longer ones (legal in
+        // PKCS#11, unseen in practice) would need our own GHASH.
+        if iv.is_empty() || iv.len() > 128 {
+            bail!(CKR_MECHANISM_PARAM_INVALID, "GCM IV length {}", iv.len());
+        }
+        if tag_bits > 128 || tag_bits % 8 != 0 {
+            bail!(CKR_MECHANISM_PARAM_INVALID, "GCM tag bits {tag_bits}");
+        }
+        Ok(GcmParams {
+            iv,
+            aad,
+            tag_len: (tag_bits / 8) as usize,
+        })
+    }
+}
+
+impl CtrParams {
+    /// Validates the `ulCounterBits` of a `CK_AES_CTR_PARAMS`.
+    pub fn new(counter_bits: CK_ULONG, cb: [u8; 16]) -> Result<CtrParams> {
+        if counter_bits == 0 || counter_bits > 128 {
+            bail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "CTR counter bits {counter_bits}"
+            );
+        }
+        Ok(CtrParams {
+            counter_bits: counter_bits as u32,
+            cb,
+        })
+    }
+}
+
+impl EcdhParams {
+    /// Validates a `CK_ECDH1_DERIVE_PARAMS` whose two buffers are already copied out.
+    pub fn new(
+        kdf: CK_EC_KDF_TYPE,
+        shared_data: Vec<u8>,
+        public_data: Vec<u8>,
+    ) -> Result<EcdhParams> {
+        if public_data.is_empty() {
+            bail!(CKR_MECHANISM_PARAM_INVALID, "ECDH peer public data missing");
+        }
+        match kdf {
+            CKD_NULL if shared_data.is_empty() => {}
+            CKD_SHA1_KDF | CKD_SHA224_KDF | CKD_SHA256_KDF | CKD_SHA384_KDF | CKD_SHA512_KDF => {}
+            k => bail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "ECDH kdf {k:#x} (or CKD_NULL with shared data) unsupported"
+            ),
+        }
+        Ok(EcdhParams {
+            kdf,
+            shared_data,
+            public_data,
+        })
+    }
+}
+
 /// Reads a parameter struct of exactly `size_of::<T>()` bytes.
 ///
 /// # Safety
@@ -267,39 +389,6 @@ struct GcmParamsV230 {
     ul_tag_bits: CK_ULONG,
 }
 
-fn pss_params(p: CK_RSA_PKCS_PSS_PARAMS, expect: Option<HashAlg>) -> Result<PssParams> {
-    let hash = HashAlg::from_ckm(p.hashAlg).ok_or_else(|| {
-        Error::new(
-            CKR_MECHANISM_PARAM_INVALID,
-            format!("PSS hashAlg {:#x} unsupported", p.hashAlg),
-        )
-    })?;
-    if let Some(e) = expect {
-        if e != hash {
-            bail!(
-                CKR_MECHANISM_PARAM_INVALID,
-                "PSS hashAlg {:#x} does not match the mechanism's hash",
-                p.hashAlg
-            );
-        }
-    }
-    let mgf = HashAlg::from_mgf(p.mgf).ok_or_else(|| {
-        Error::new(
-            CKR_MECHANISM_PARAM_INVALID,
-            format!("PSS mgf {:#x} unsupported", p.mgf),
-        )
-    })?;
-    // Larger than any modulus we accept; the exact bound depends on the key, checked at init.
-    if p.sLen > 2048 {
-        bail!(CKR_MECHANISM_PARAM_INVALID, "PSS sLen {} too large", p.sLen);
-    }
-    Ok(PssParams {
-        hash,
-        mgf,
-        salt_len: p.sLen as usize,
-    })
-}
-
 impl Mechanism {
     /// Parses a C `CK_MECHANISM`.
     ///
@@ -316,12 +405,12 @@ impl Mechanism {
         let t = m.mechanism;
         let hashed_pss = |h: HashAlg| -> Result<PssParams> {
             // SAFETY: forwarded caller guarantee on m.pParameter.
-            pss_params(unsafe { param_struct(&m) }?, Some(h))
+            PssParams::from_c(unsafe { param_struct(&m) }?, Some(h))
         };
         Ok(match t {
             CKM_RSA_PKCS_PSS => {
                 // SAFETY: forwarded caller guarantee on m.pParameter.
-                Mechanism::RsaPkcsPss(pss_params(unsafe { param_struct(&m) }?, None)?)
+                Mechanism::RsaPkcsPss(PssParams::from_c(unsafe { param_struct(&m) }?, None)?)
             }
             CKM_SHA1_RSA_PKCS_PSS => Mechanism::Sha1RsaPkcsPss(hashed_pss(HashAlg::Sha1)?),
             CKM_SHA224_RSA_PKCS_PSS => Mechanism::Sha224RsaPkcsPss(hashed_pss(HashAlg::Sha224)?),
@@ -341,18 +430,6 @@ impl Mechanism {
             CKM_RSA_PKCS_OAEP => {
                 // SAFETY: forwarded caller guarantee on m.pParameter.
                 let p: CK_RSA_PKCS_OAEP_PARAMS = unsafe { param_struct(&m) }?;
-                let hash = HashAlg::from_ckm(p.hashAlg).ok_or_else(|| {
-                    Error::new(
-                        CKR_MECHANISM_PARAM_INVALID,
-                        format!("OAEP hashAlg {:#x} unsupported", p.hashAlg),
-                    )
-                })?;
-                let mgf = HashAlg::from_mgf(p.mgf).ok_or_else(|| {
-                    Error::new(
-                        CKR_MECHANISM_PARAM_INVALID,
-                        format!("OAEP mgf {:#x} unsupported", p.mgf),
-                    )
-                })?;
                 // Some clients send source 0 when there is no label; accept that too.
                 let label = match p.source {
                     CKZ_DATA_SPECIFIED => {
@@ -371,7 +448,7 @@ impl Mechanism {
                         "OAEP source {s:#x} unsupported"
                     ),
                 };
-                Mechanism::RsaPkcsOaep(OaepParams { hash, mgf, label })
+                Mechanism::RsaPkcsOaep(OaepParams::new(p.hashAlg, p.mgf, label)?)
             }
             CKM_AES_GCM => {
                 let (iv_ptr, iv_len, aad_ptr, aad_len, tag_bits) =
@@ -384,23 +461,11 @@ impl Mechanism {
                         let p: CK_GCM_PARAMS = unsafe { param_struct(&m) }?;
                         (p.pIv, p.ulIvLen, p.pAAD, p.ulAADLen, p.ulTagBits)
                     };
-                // OpenSSL 3.0's GCM takes IVs of up to 128 bytes; longer ones (legal in
-                // PKCS#11, unseen in practice) would need our own GHASH.
-                if iv_len == 0 || iv_len > 128 {
-                    bail!(CKR_MECHANISM_PARAM_INVALID, "GCM IV length {iv_len}");
-                }
-                if tag_bits > 128 || tag_bits % 8 != 0 {
-                    bail!(CKR_MECHANISM_PARAM_INVALID, "GCM tag bits {tag_bits}");
-                }
                 // SAFETY: the caller vouches for the lengths of pIv and pAAD.
                 let iv = unsafe { param_bytes(iv_ptr, iv_len, "GCM IV") }?;
                 // SAFETY: as above.
                 let aad = unsafe { param_bytes(aad_ptr, aad_len, "GCM AAD") }?;
-                Mechanism::AesGcm(GcmParams {
-                    iv,
-                    aad,
-                    tag_len: (tag_bits / 8) as usize,
-                })
+                Mechanism::AesGcm(GcmParams::new(iv, aad, tag_bits)?)
             }
             CKM_AES_CBC_PAD | CKM_AES_CBC => {
                 // SAFETY: forwarded caller guarantee on m.pParameter.
@@ -426,17 +491,7 @@ impl Mechanism {
             CKM_AES_CTR => {
                 // SAFETY: forwarded caller guarantee on m.pParameter.
                 let p: CK_AES_CTR_PARAMS = unsafe { param_struct(&m) }?;
-                if p.ulCounterBits == 0 || p.ulCounterBits > 128 {
-                    bail!(
-                        CKR_MECHANISM_PARAM_INVALID,
-                        "CTR counter bits {}",
-                        p.ulCounterBits
-                    );
-                }
-                Mechanism::AesCtr(CtrParams {
-                    counter_bits: p.ulCounterBits as u32,
-                    cb: p.cb,
-                })
+                Mechanism::AesCtr(CtrParams::new(p.ulCounterBits, p.cb)?)
             }
             CKM_AES_KEY_WRAP => {
                 // SAFETY: forwarded caller guarantee on m.pParameter.
@@ -450,15 +505,10 @@ impl Mechanism {
                 if !m.pParameter.is_null() && m.ulParameterLen != 0 {
                     // SAFETY: forwarded caller guarantee on m.pParameter.
                     let p: CK_EDDSA_PARAMS = unsafe { param_struct(&m) }?;
-                    // OpenSSL 3.0 has no Ed25519ph/Ed25519ctx through EVP.
-                    if p.phFlag != CK_FALSE || p.ulContextDataLen != 0 {
-                        bail!(
-                            CKR_MECHANISM_PARAM_INVALID,
-                            "Ed25519ph / Ed25519ctx are not supported"
-                        );
-                    }
+                    Mechanism::eddsa(p.phFlag, p.ulContextDataLen)?
+                } else {
+                    Mechanism::EdDsa
                 }
-                Mechanism::EdDsa
             }
             CKM_ECDH1_DERIVE | CKM_ECDH1_COFACTOR_DERIVE => {
                 // SAFETY: forwarded caller guarantee on m.pParameter.
@@ -469,23 +519,7 @@ impl Mechanism {
                 // SAFETY: as above.
                 let public_data =
                     unsafe { param_bytes(p.pPublicData, p.ulPublicDataLen, "ECDH public data") }?;
-                if public_data.is_empty() {
-                    bail!(CKR_MECHANISM_PARAM_INVALID, "ECDH peer public data missing");
-                }
-                match p.kdf {
-                    CKD_NULL if shared_data.is_empty() => {}
-                    CKD_SHA1_KDF | CKD_SHA224_KDF | CKD_SHA256_KDF | CKD_SHA384_KDF
-                    | CKD_SHA512_KDF => {}
-                    k => bail!(
-                        CKR_MECHANISM_PARAM_INVALID,
-                        "ECDH kdf {k:#x} (or CKD_NULL with shared data) unsupported"
-                    ),
-                }
-                let p = EcdhParams {
-                    kdf: p.kdf,
-                    shared_data,
-                    public_data,
-                };
+                let p = EcdhParams::new(p.kdf, shared_data, public_data)?;
                 if t == CKM_ECDH1_DERIVE {
                     Mechanism::Ecdh1Derive(p)
                 } else {
@@ -496,6 +530,18 @@ impl Mechanism {
             // modules do: there is nothing in it we could misread.
             other => Mechanism::from_type(other)?,
         })
+    }
+
+    /// `CKM_EDDSA` given the `phFlag` and `ulContextDataLen` of its `CK_EDDSA_PARAMS`.
+    pub fn eddsa(ph_flag: CK_BBOOL, context_len: CK_ULONG) -> Result<Mechanism> {
+        // OpenSSL 3.0 has no Ed25519ph/Ed25519ctx through EVP.
+        if ph_flag != CK_FALSE || context_len != 0 {
+            bail!(
+                CKR_MECHANISM_PARAM_INVALID,
+                "Ed25519ph / Ed25519ctx are not supported"
+            );
+        }
+        Ok(Mechanism::EdDsa)
     }
 
     /// The mechanism for a `CKM_*` that takes no parameter.

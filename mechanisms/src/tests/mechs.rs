@@ -159,6 +159,66 @@ fn from_raw_parses_every_parameter_struct() {
 }
 
 #[test]
+fn parameter_constructors_validate_and_keep_every_value() {
+    assert_eq!(
+        OaepParams::new(CKM_SHA384, CKG_MGF1_SHA1, b"lbl".to_vec()).unwrap(),
+        OaepParams {
+            hash: HashAlg::Sha384,
+            mgf: HashAlg::Sha1,
+            label: b"lbl".to_vec()
+        }
+    );
+    let pss = CK_RSA_PKCS_PSS_PARAMS {
+        hashAlg: CKM_SHA256,
+        mgf: CKG_MGF1_SHA512,
+        sLen: 17,
+    };
+    let m = Mechanism::Sha256RsaPkcsPss(PssParams::from_c(pss, Some(HashAlg::Sha256)).unwrap());
+    assert_eq!(
+        m.pss_params().unwrap(),
+        &PssParams {
+            hash: HashAlg::Sha256,
+            mgf: HashAlg::Sha512,
+            salt_len: 17
+        }
+    );
+    assert_eq!(m.hash(), Some(HashAlg::Sha256));
+    let peer = vec![4u8; 65];
+    assert_eq!(
+        mech::EcdhParams::new(CKD_NULL, vec![], peer.clone()).unwrap(),
+        mech::EcdhParams {
+            kdf: CKD_NULL,
+            shared_data: vec![],
+            public_data: peer.clone()
+        }
+    );
+    assert_eq!(
+        rv(mech::EcdhParams::new(CKD_NULL, vec![], vec![])),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    assert_eq!(
+        rv(mech::EcdhParams::new(0x77, vec![], peer)),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    let cb = [9u8; 16];
+    assert_eq!(
+        mech::CtrParams::new(32, cb).unwrap(),
+        mech::CtrParams {
+            counter_bits: 32,
+            cb
+        }
+    );
+    assert_eq!(
+        mech::GcmParams::new(vec![1; 12], b"aad".to_vec(), 96).unwrap(),
+        mech::GcmParams {
+            iv: vec![1; 12],
+            aad: b"aad".to_vec(),
+            tag_len: 12
+        }
+    );
+}
+
+#[test]
 fn keys_and_mechanisms_are_shareable_across_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<KeyMaterial>();
