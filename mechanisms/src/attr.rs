@@ -38,52 +38,6 @@ impl Attributes {
         Attributes(BTreeMap::new())
     }
 
-    /// Copies a C template. Values are copied verbatim; their shape is checked later by
-    /// the object layer, which knows each attribute's type.
-    ///
-    /// # Safety
-    /// `ptr` must point to `count` valid `CK_ATTRIBUTE`s whose `pValue` point to
-    /// `ulValueLen` readable bytes (or are null with length 0).
-    pub unsafe fn from_template(ptr: *const CK_ATTRIBUTE, count: CK_ULONG) -> Result<Attributes> {
-        let mut out = Attributes::new();
-        if count == 0 {
-            return Ok(out);
-        }
-        if ptr.is_null() {
-            bail!(
-                CKR_ARGUMENTS_BAD,
-                "template pointer is null with count {count}"
-            );
-        }
-        // SAFETY: the caller guarantees `count` readable entries at `ptr`.
-        let slice = unsafe { std::slice::from_raw_parts(ptr, count as usize) };
-        for a in slice {
-            let len = a.ulValueLen as usize;
-            let value = if len == 0 {
-                Vec::new()
-            } else if a.pValue.is_null() || a.ulValueLen == CK_UNAVAILABLE_INFORMATION {
-                bail!(
-                    CKR_ATTRIBUTE_VALUE_INVALID,
-                    "attribute {:#x} has a null value with length {}",
-                    a.type_,
-                    a.ulValueLen
-                );
-            } else {
-                // SAFETY: the caller guarantees `len` readable bytes at `pValue`.
-                unsafe { std::slice::from_raw_parts(a.pValue as *const u8, len) }.to_vec()
-            };
-            if out.0.contains_key(&a.type_) {
-                bail!(
-                    CKR_TEMPLATE_INCONSISTENT,
-                    "attribute {:#x} appears twice in the template",
-                    a.type_
-                );
-            }
-            out.0.insert(a.type_, value);
-        }
-        Ok(out)
-    }
-
     /// The raw value of `t`.
     pub fn get(&self, t: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
         self.0.get(&t).map(|v| v.as_slice())
@@ -186,17 +140,5 @@ mod tests {
             a.get_ulong(CKA_SIGN).unwrap_err().rv,
             CKR_ATTRIBUTE_VALUE_INVALID
         );
-    }
-
-    #[test]
-    fn duplicate_template_entries_are_inconsistent() {
-        let t = [CK_ATTRIBUTE {
-            type_: CKA_LABEL,
-            pValue: std::ptr::null_mut(),
-            ulValueLen: 0,
-        }; 2];
-        // SAFETY: two valid entries with empty values.
-        let e = unsafe { Attributes::from_template(t.as_ptr(), 2) }.unwrap_err();
-        assert_eq!(e.rv, CKR_TEMPLATE_INCONSISTENT);
     }
 }

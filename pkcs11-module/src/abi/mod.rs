@@ -1,9 +1,10 @@
 //! The C ABI: every `C_*` entry point, the 2.40 function list and the 3.0 interfaces.
 //!
 //! Each export is a short shell: it turns raw pointers into Rust values through the
-//! helpers below, calls the module, and maps the result to a `CK_RV`. Panics are caught
-//! here and never cross the boundary. The PKCS#11 specification is the safety contract
-//! of every exported function, so they carry no `# Safety` section of their own.
+//! helpers below and the parser of `template.rs`, calls the module, and maps the result
+//! to a `CK_RV`. Panics are caught here and never cross the boundary. The PKCS#11
+//! specification is the safety contract of every exported function, so they carry no
+//! `# Safety` section of their own.
 #![allow(clippy::missing_safety_doc, non_snake_case)]
 
 mod crypto;
@@ -13,6 +14,7 @@ mod lists;
 mod message;
 mod object;
 mod session;
+mod template;
 mod unsupported;
 
 pub use crypto::*;
@@ -23,6 +25,8 @@ pub use message::*;
 pub use object::*;
 pub use session::*;
 pub use unsupported::*;
+
+pub(crate) use template::template;
 
 use crate::module::{Module, Out, Produced};
 use crate::{Error, Result};
@@ -282,15 +286,6 @@ pub(crate) unsafe fn fill_list<T: Copy>(
 pub(crate) unsafe fn mechanism(m: CK_MECHANISM_PTR) -> Result<hsmux_mech::Mechanism> {
     // SAFETY: forwarded contract.
     unsafe { hsmux_mech::Mechanism::from_raw(m as *const CK_MECHANISM) }
-}
-
-/// Copies a caller's template.
-///
-/// # Safety
-/// As for [`crate::Attributes::from_template`].
-pub(crate) unsafe fn template(p: CK_ATTRIBUTE_PTR, n: CK_ULONG) -> Result<crate::Attributes> {
-    // SAFETY: forwarded contract.
-    unsafe { crate::Attributes::from_template(p as *const CK_ATTRIBUTE, n) }
 }
 
 pub(crate) fn install(m: Module) -> Result<()> {
