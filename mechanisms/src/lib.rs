@@ -1,12 +1,16 @@
 //! The hsmux mechanism layer: what each `CKM_*` means, done in software.
 //!
-//! Parameters are parsed once from the C structs into [`mech::Mechanism`]; keys are
-//! parsed once from their attributes into [`key::KeyMaterial`] and kept with the object;
-//! operations are objects with `update`/`finish` so single- and multi-part calls share
-//! one implementation.
+//! Parameters are validated once into [`mech::Mechanism`] by the constructors of their
+//! types, from values the module's ABI copied out of the C structs (no C pointer reaches
+//! this crate); keys are parsed once from their attributes into [`key::KeyMaterial`] and
+//! kept with the object; operations are objects with `update`/`finish` so single- and
+//! multi-part calls share one implementation.
 //!
 //! Entry points:
-//! - [`Mechanism::from_raw`], [`mechanism_list`], [`mechanism_info`]: what exists.
+//! - [`mechanism_list`], [`mechanism_info`]: what exists; [`Mechanism::from_type`] for
+//!   mechanisms without parameter, and the rules of each parameter:
+//!   [`PssParams::from_c`], [`OaepParams::new`], [`mech::GcmParams::new`],
+//!   [`mech::CtrParams::new`], [`mech::EcdhParams::new`], [`Mechanism::eddsa`].
 //! - [`KeyMaterial::from_attributes`]: parse a key object once;
 //!   [`KeyMaterial::from_public_key_der`] for a backend's SubjectPublicKeyInfo.
 //! - [`sign_init`], [`verify_init`], [`encrypt_init`], [`decrypt_init`], [`digest_init`]:

@@ -49,24 +49,17 @@ fn per_op_timings() {
     });
     let aes = secret(CKK_AES, &[1; 32]);
     let iv = [2u8; 12];
-    let p = CK_GCM_PARAMS {
-        pIv: iv.as_ptr() as *mut _,
-        ulIvLen: 12,
-        ulIvBits: 96,
-        pAAD: std::ptr::null_mut(),
-        ulAADLen: 0,
-        ulTagBits: 128,
-    };
+    let gcm = || Mechanism::AesGcm(mech::GcmParams::new(iv.to_vec(), vec![], 128).unwrap());
     let data = vec![3u8; 1024];
     time(
-        "AES-256-GCM 1 KiB encrypt (parse+init+oneshot)",
+        "AES-256-GCM 1 KiB encrypt (params+init+oneshot)",
         200000,
         || {
-            let m = mech_with(CKM_AES_GCM, &p).unwrap();
+            let m = gcm();
             encrypt_init(&m, &aes).unwrap().oneshot(&data).unwrap();
         },
     );
-    let m = mech_with(CKM_AES_GCM, &p).unwrap();
+    let m = gcm();
     let ct = encrypt_init(&m, &aes).unwrap().oneshot(&data).unwrap();
     time("AES-256-GCM 1 KiB decrypt (init+oneshot)", 200000, || {
         decrypt_init(&m, &aes).unwrap().oneshot(&ct).unwrap();
@@ -79,15 +72,12 @@ fn per_op_timings() {
             .unwrap();
     });
     time("RSA-2048 PSS sign", 500, || {
-        let m = mech_with(
-            CKM_SHA256_RSA_PKCS_PSS,
-            &CK_RSA_PKCS_PSS_PARAMS {
-                hashAlg: CKM_SHA256,
-                mgf: CKG_MGF1_SHA256,
-                sLen: 32,
-            },
-        )
-        .unwrap();
+        let p = CK_RSA_PKCS_PSS_PARAMS {
+            hashAlg: CKM_SHA256,
+            mgf: CKG_MGF1_SHA256,
+            sLen: 32,
+        };
+        let m = Mechanism::Sha256RsaPkcsPss(PssParams::from_c(p, Some(HashAlg::Sha256)).unwrap());
         sign_init(&m, &r.private).unwrap().sign(b"x").unwrap();
     });
     let hk = secret(CKK_GENERIC_SECRET, &[1; 32]);

@@ -26,17 +26,6 @@ pub(crate) fn mech(t: CK_MECHANISM_TYPE) -> Mechanism {
     Mechanism::from_type(t).unwrap()
 }
 
-/// Parses a mechanism with a C parameter struct, as the ABI layer would.
-pub(crate) fn mech_with<T>(t: CK_MECHANISM_TYPE, p: &T) -> Result<Mechanism> {
-    let m = CK_MECHANISM {
-        mechanism: t,
-        pParameter: p as *const T as *mut _,
-        ulParameterLen: std::mem::size_of::<T>() as CK_ULONG,
-    };
-    // SAFETY: the parameter points to a live T of the stated size.
-    unsafe { Mechanism::from_raw(&m) }
-}
-
 pub(crate) fn secret(kt: CK_KEY_TYPE, value: &[u8]) -> Arc<KeyMaterial> {
     let mut a = Attributes::new();
     a.set_ulong(CKA_CLASS, CKO_SECRET_KEY);

@@ -32,10 +32,10 @@ fn wrap_and_unwrap_every_wrapping_mechanism() {
     let target = [0x5a; 32];
     let mechs = [
         mech(CKM_AES_KEY_WRAP),
-        mech_with(CKM_AES_KEY_WRAP, &[0x11u8; 8]).unwrap(),
+        Mechanism::AesKeyWrap(Some([0x11; 8])),
         mech(CKM_AES_KEY_WRAP_KWP),
-        mech_with(CKM_AES_CBC_PAD, &[3u8; 16]).unwrap(),
-        mech_with(CKM_AES_CBC, &[3u8; 16]).unwrap(),
+        Mechanism::AesCbcPad([3; 16]),
+        Mechanism::AesCbc([3; 16]),
     ];
     for m in &mechs {
         let w = wrap(m, &aes, &target).unwrap();
@@ -79,17 +79,8 @@ fn wrap_and_unwrap_every_wrapping_mechanism() {
     // RSA wraps a secret and a PKCS#8 private key (OAEP carries long data only with
     // a small hash, PKCS#1 v1.5 up to k-11).
     let k = rsa();
-    let oaep = mech_with(
-        CKM_RSA_PKCS_OAEP,
-        &CK_RSA_PKCS_OAEP_PARAMS {
-            hashAlg: CKM_SHA256,
-            mgf: CKG_MGF1_SHA256,
-            source: CKZ_DATA_SPECIFIED,
-            pSourceData: std::ptr::null_mut(),
-            ulSourceDataLen: 0,
-        },
-    )
-    .unwrap();
+    let oaep =
+        Mechanism::RsaPkcsOaep(OaepParams::new(CKM_SHA256, CKG_MGF1_SHA256, vec![]).unwrap());
     for m in [oaep, mech(CKM_RSA_PKCS)] {
         let w = wrap(&m, &k.public, &target).unwrap();
         assert_eq!(w.len(), 256);
@@ -134,16 +125,7 @@ fn aes_key_wrap_also_works_as_a_cipher() {
 }
 
 fn ecdh(peer: &[u8], kdf: CK_EC_KDF_TYPE, shared: &[u8]) -> Result<Mechanism> {
-    mech_with(
-        CKM_ECDH1_DERIVE,
-        &CK_ECDH1_DERIVE_PARAMS {
-            kdf,
-            ulSharedDataLen: shared.len() as CK_ULONG,
-            pSharedData: shared.as_ptr() as *mut _,
-            ulPublicDataLen: peer.len() as CK_ULONG,
-            pPublicData: peer.as_ptr() as *mut _,
-        },
-    )
+    mech::EcdhParams::new(kdf, shared.to_vec(), peer.to_vec()).map(Mechanism::Ecdh1Derive)
 }
 
 #[test]

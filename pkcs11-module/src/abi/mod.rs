@@ -1,16 +1,17 @@
 //! The C ABI: every `C_*` entry point, the 2.40 function list and the 3.0 interfaces.
 //!
 //! Each export is a short shell: it turns raw pointers into Rust values through the
-//! helpers below and the parser of `template.rs`, calls the module, and maps the result
-//! to a `CK_RV`. Panics are caught here and never cross the boundary. The PKCS#11
-//! specification is the safety contract of every exported function, so they carry no
-//! `# Safety` section of their own.
+//! helpers below and the parsers of `mechanism.rs` and `template.rs`, calls the module,
+//! and maps the result to a `CK_RV`. Panics are caught here and never cross the boundary.
+//! The PKCS#11 specification is the safety contract of every exported function, so they
+//! carry no `# Safety` section of their own.
 #![allow(clippy::missing_safety_doc, non_snake_case)]
 
 mod crypto;
 mod general;
 mod keys;
 mod lists;
+mod mechanism;
 mod message;
 mod object;
 mod session;
@@ -26,6 +27,7 @@ pub use object::*;
 pub use session::*;
 pub use unsupported::*;
 
+pub(crate) use mechanism::mechanism;
 pub(crate) use template::template;
 
 use crate::module::{Module, Out, Produced};
@@ -277,15 +279,6 @@ pub(crate) unsafe fn fill_list<T: Copy>(
     // SAFETY: the caller promises `cap >= items.len()` writable elements.
     unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), list, items.len()) };
     Ok(CKR_OK)
-}
-
-/// Parses a caller's mechanism.
-///
-/// # Safety
-/// `m` NULL or a valid `CK_MECHANISM` whose parameter is readable.
-pub(crate) unsafe fn mechanism(m: CK_MECHANISM_PTR) -> Result<hsmux_mech::Mechanism> {
-    // SAFETY: forwarded contract.
-    unsafe { hsmux_mech::Mechanism::from_raw(m as *const CK_MECHANISM) }
 }
 
 pub(crate) fn install(m: Module) -> Result<()> {
