@@ -253,11 +253,13 @@ impl OaepParams {
 }
 
 impl GcmParams {
+    /// The longest IV accepted: OpenSSL 3.0's GCM takes IVs of up to 128 bytes; longer
+    /// ones (legal in PKCS#11, unseen in practice) would need our own GHASH.
+    pub const MAX_IV_LEN: usize = 128;
+
     /// Validates the IV length and `ulTagBits` of a `CK_GCM_PARAMS`.
     pub fn new(iv: Vec<u8>, aad: Vec<u8>, tag_bits: CK_ULONG) -> Result<GcmParams> {
-        // OpenSSL 3.0's GCM takes IVs of up to 128 bytes; longer ones (legal in
-        // PKCS#11, unseen in practice) would need our own GHASH.
-        if iv.is_empty() || iv.len() > 128 {
+        if iv.is_empty() || iv.len() > Self::MAX_IV_LEN {
             bail!(CKR_MECHANISM_PARAM_INVALID, "GCM IV length {}", iv.len());
         }
         if tag_bits > 128 || tag_bits % 8 != 0 {

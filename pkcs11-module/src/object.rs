@@ -175,7 +175,7 @@ const EC_PUBLIC: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_EC_POINT];
 const EC_PRIVATE: &[CK_ATTRIBUTE_TYPE] = &[CKA_EC_PARAMS, CKA_VALUE];
 
 /// The attribute types an object of this class and key/certificate type may carry
-/// besides [`COMMON`], as the lists of its class, its kind and its type.
+/// besides the common ones, as the lists of its class, its kind and its type.
 pub fn allowed(class: CK_OBJECT_CLASS, subtype: CK_ULONG) -> [&'static [CK_ATTRIBUTE_TYPE]; 3] {
     const DATA: &[CK_ATTRIBUTE_TYPE] = &[CKA_APPLICATION, CKA_OBJECT_ID, CKA_VALUE];
     const CERT_X509: &[CK_ATTRIBUTE_TYPE] = &[

@@ -158,6 +158,10 @@ pub(crate) unsafe fn mechanism(m: *const CK_MECHANISM) -> Result<Mechanism> {
                     let p: CK_GCM_PARAMS = unsafe { param_struct(&m) }?;
                     (p.pIv, p.ulIvLen, p.pAAD, p.ulAADLen, p.ulTagBits)
                 };
+            // An absurd IV length is refused before any copy of that size.
+            if iv_len as usize > GcmParams::MAX_IV_LEN {
+                bail!(CKR_MECHANISM_PARAM_INVALID, "GCM IV length {iv_len}");
+            }
             // SAFETY: the caller vouches for the lengths of pIv and pAAD.
             let iv = unsafe { param_bytes(iv_ptr, iv_len, "GCM IV") }?;
             // SAFETY: as above.
