@@ -21,6 +21,13 @@ pub struct Config {
     pub token: Vec<TokenConfig>,
 }
 
+impl Config {
+    /// What is wrong with each token that has a problem, in config order.
+    pub fn problems(&self) -> impl Iterator<Item = &str> {
+        self.token.iter().filter_map(|t| t.problem.as_deref())
+    }
+}
+
 /// The file as serde reads it: each `[[token]]` stays a table until its backend is known.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +47,9 @@ pub struct TokenConfig {
     pub backend: String,
     /// The backend's own keys, checked by its settings type when the file is read.
     pub settings: toml::Table,
+    /// What is wrong with this table (an unknown backend or key, a bad value), with its
+    /// location: such a token's slot is shown without a token, the others still work.
+    pub problem: Option<String>,
 }
 
 impl TokenConfig {
@@ -50,6 +60,9 @@ impl TokenConfig {
 
     /// Opens this token's backend (or store); errors name the token and the key.
     pub fn open(&self) -> Result<Opened> {
+        if let Some(p) = &self.problem {
+            return Err(Error::new(CKR_GENERAL_ERROR, p.clone()));
+        }
         let entry = hsmux_backends::registry::find(&self.backend).map_err(|m| self.error(&m))?;
         let data_dir = default_data_dir();
         let ctx = OpenContext {
@@ -128,6 +141,7 @@ pub fn default_config() -> Config {
                 "path".to_string(),
                 toml::Value::String(default_data_dir().to_string_lossy().into_owned()),
             )]),
+            problem: None,
         }],
     }
 }
@@ -143,7 +157,14 @@ pub fn parse_file(path: &Path) -> Result<Config> {
             format!("config {}: cannot read: {e}", path.display()),
         )
     })?;
-    parse_str(&text).map_err(|e| Error::new(e.rv, format!("config {}: {}", path.display(), e.msg)))
+    let mut cfg = parse_str(&text)
+        .map_err(|e| Error::new(e.rv, format!("config {}: {}", path.display(), e.msg)))?;
+    for t in &mut cfg.token {
+        if let Some(p) = &mut t.problem {
+            *p = format!("config {}: {p}", path.display());
+        }
+    }
+    Ok(cfg)
 }
 
 /// Line numbers (1-based) of each `[[token]]` header, in order.
@@ -242,26 +263,35 @@ pub fn parse_str(text: &str) -> Result<Config> {
                 ),
             ));
         }
-        let backend = take_string(&mut table, "backend", i).map_err(located("backend"))?;
-        let entry = hsmux_backends::registry::find(&backend).map_err(|m| {
-            Error::new(
-                CKR_GENERAL_ERROR,
-                format!(
-                    "{}token \"{label}\": key `backend`: {m}",
-                    at(Some("backend"))
-                ),
-            )
-        })?;
-        entry.check(&table).map_err(|e| {
-            Error::new(
-                CKR_GENERAL_ERROR,
-                format!("{}token \"{label}\": {e}", at(e.key.as_deref())),
-            )
-        })?;
+        // From here on a mistake is this token's alone: its slot shows no token.
+        let (backend, problem) = match take_string(&mut table, "backend", i) {
+            Ok(b) => {
+                let problem = match hsmux_backends::registry::find(&b) {
+                    Err(m) => Some(format!(
+                        "{}token \"{label}\": key `backend`: {m}",
+                        at(Some("backend"))
+                    )),
+                    Ok(entry) => entry
+                        .check(&table)
+                        .err()
+                        .map(|e| format!("{}token \"{label}\": {e}", at(e.key.as_deref()))),
+                };
+                (b, problem)
+            }
+            Err(_) => (
+                String::new(),
+                Some(format!(
+                    "{}token \"{label}\": key `backend` must be one of {}",
+                    at(Some("backend")),
+                    hsmux_backends::registry::names().join(", ")
+                )),
+            ),
+        };
         tokens.push(TokenConfig {
             label,
             backend,
             settings: table,
+            problem,
         });
     }
     Ok(Config {
@@ -274,6 +304,15 @@ pub fn parse_str(text: &str) -> Result<Config> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `parse_str`, with the first token's problem as the error of the whole text.
+    fn strict(text: &str) -> Result<Config> {
+        let c = parse_str(text)?;
+        if let Some(p) = c.problems().next() {
+            return Err(Error::new(CKR_GENERAL_ERROR, p));
+        }
+        Ok(c)
+    }
 
     #[test]
     fn local_tokens_parse_in_order() {
@@ -289,7 +328,7 @@ mod tests {
     #[test]
     fn unknown_key_is_named_with_its_line() {
         let e =
-            parse_str("[[token]]\nlabel = \"a\"\nbackend = \"local\"\npth = \"/x\"\n").unwrap_err();
+            strict("[[token]]\nlabel = \"a\"\nbackend = \"local\"\npth = \"/x\"\n").unwrap_err();
         assert!(e.msg.contains("`pth`"), "{}", e.msg);
         assert!(e.msg.starts_with("line 4: "), "{}", e.msg);
     }
@@ -318,7 +357,7 @@ mod tests {
             ("endpoint = \"kms.local\"", "endpoint"),
             ("regoin = \"x\"", "regoin"),
         ] {
-            let e = parse_str(&format!(
+            let e = strict(&format!(
                 "# a comment\n[[token]]\nlabel = \"k\"\n{bad}\nbackend = \"aws-kms\"\n"
             ))
             .unwrap_err();
@@ -345,14 +384,14 @@ mod tests {
     #[test]
     fn pkcs11_tokens_need_exactly_one_of_token_and_slot() {
         let ok = "[[token]]\nlabel = \"hsm\"\nbackend = \"pkcs11\"\nlibrary = \"/x.so\"\ntoken = \"t\"\npin = \"env:P\"\n";
-        assert!(parse_str(ok).is_ok());
+        assert!(strict(ok).is_ok());
         let both = format!("{ok}slot = 1\n");
-        assert!(parse_str(&both).unwrap_err().msg.contains("`token`"));
+        assert!(strict(&both).unwrap_err().msg.contains("`token`"));
         let app = "[[token]]\nlabel = \"hsm\"\nbackend = \"pkcs11\"\nlibrary = \"/x.so\"\nslot = 0\npin_source = \"application\"\n";
-        assert!(parse_str(app).is_ok());
+        assert!(strict(app).is_ok());
         let typo =
             "[[token]]\nlabel = \"hsm\"\nbackend = \"pkcs11\"\nlibary = \"/x.so\"\nslot = 0\n";
-        let e = parse_str(typo).unwrap_err();
+        let e = strict(typo).unwrap_err();
         assert!(
             e.msg.starts_with("line 4: ") && e.msg.contains("libary"),
             "{}",
@@ -366,12 +405,12 @@ mod tests {
             let text = format!("[[token]]\nlabel = \"a\"\nbackend = \"{}\"\n", r.name);
             match r.entry {
                 Some(_) => {
-                    if let Err(e) = parse_str(&text) {
+                    if let Err(e) = strict(&text) {
                         assert!(!e.msg.contains("not compiled"), "{}", e.msg)
                     }
                 }
                 None => {
-                    let e = parse_str(&text).unwrap_err();
+                    let e = strict(&text).unwrap_err();
                     assert!(
                         e.msg.contains("not compiled")
                             && e.msg.contains(&format!("`{}`", r.feature)),
@@ -385,7 +424,15 @@ mod tests {
 
     #[test]
     fn unknown_backend_and_duplicate_labels_are_errors() {
-        assert!(parse_str("[[token]]\nlabel = \"a\"\nbackend = \"nope\"\n").is_err());
+        assert!(strict("[[token]]\nlabel = \"a\"\nbackend = \"nope\"\n").is_err());
+        // One bad table leaves the others as they are: only its slot shows no token.
+        let c = parse_str(
+            "[[token]]\nlabel = \"a\"\nbackend = \"nope\"\n[[token]]\nlabel = \"b\"\nbackend = \"local\"\n",
+        )
+        .unwrap();
+        assert!(c.token[0].problem.is_some() && c.token[1].problem.is_none());
+        // A file that does not parse at all is the one error of the whole file.
+        assert!(parse_str("[[token]\nlabel = ").is_err());
         let e = parse_str(
             "[[token]]\nlabel = \"a\"\nbackend = \"local\"\n[[token]]\nlabel = \"a\"\nbackend = \"local\"\n",
         )

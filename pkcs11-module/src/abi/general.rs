@@ -71,14 +71,19 @@ pub unsafe extern "C" fn C_GetInfo(info: CK_INFO_PTR) -> CK_RV {
 
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSlotList(
-    _present: CK_BBOOL,
+    present: CK_BBOOL,
     list: CK_SLOT_ID_PTR,
     count: CK_ULONG_PTR,
 ) -> CK_RV {
     guard("C_GetSlotList", || {
         let m = module()?;
-        // Every configured token is present: a backend that is down still lists.
-        let ids: Vec<CK_SLOT_ID> = m.tokens.iter().map(|t| t.slot_id).collect();
+        // Every configured slot lists; with `present`, only those whose token opened.
+        let ids: Vec<CK_SLOT_ID> = m
+            .slots
+            .iter()
+            .filter(|s| present == CK_FALSE || s.present())
+            .map(|s| s.id)
+            .collect();
         // SAFETY: pointers as the caller passed them, checked in `fill_list`.
         unsafe { fill_list(list, count, &ids) }
     })
@@ -88,17 +93,17 @@ pub unsafe extern "C" fn C_GetSlotList(
 pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: CK_SLOT_INFO_PTR) -> CK_RV {
     guard("C_GetSlotInfo", || {
         let m = module()?;
-        let t = m.token(slot)?;
+        let s = m.slot(slot)?;
         let mut i = CK_SLOT_INFO {
             slotDescription: [0; 64],
             manufacturerID: [0; 32],
-            flags: CKF_TOKEN_PRESENT,
+            flags: if s.present() { CKF_TOKEN_PRESENT } else { 0 },
             hardwareVersion: VERSION,
             firmwareVersion: VERSION,
         };
         pad(
             &mut i.slotDescription,
-            &format!("hsmux {}: {}", t.model(), t.config_label),
+            &format!("hsmux {}: {}", s.backend, s.label),
         );
         pad(&mut i.manufacturerID, MANUFACTURER);
         // SAFETY: checked by `put`.
@@ -258,17 +263,24 @@ pub unsafe extern "C" fn C_WaitForSlotEvent(
     reserved: CK_VOID_PTR,
 ) -> CK_RV {
     guard("C_WaitForSlotEvent", || {
-        module()?;
+        let m = module()?;
         if slot.is_null() || !reserved.is_null() {
             bail!(CKR_ARGUMENTS_BAD);
         }
-        // Tokens are never inserted or removed while the module runs.
+        // The one event: a token whose backend could not open at C_Initialize appeared.
         if flags & CKF_DONT_BLOCK != 0 {
-            return Ok(CKR_NO_EVENT);
+            return Ok(match m.slot_event() {
+                Some(id) => {
+                    // SAFETY: checked non-null above; the caller passes a writable slot ID.
+                    unsafe { *slot = id };
+                    CKR_OK
+                }
+                None => CKR_NO_EVENT,
+            });
         }
         bail!(
             CKR_FUNCTION_NOT_SUPPORTED,
-            "blocking wait: no slot events ever occur"
+            "a blocking wait is not supported: poll with CKF_DONT_BLOCK"
         )
     })
 }

@@ -99,10 +99,7 @@ pub(crate) fn module() -> Result<ModuleRef> {
 /// The label of the token a failed call was about, for its log line.
 fn token_label() -> String {
     match (crate::module::current_slot(), module()) {
-        (Some(slot), Ok(m)) => m
-            .token(slot)
-            .map(|t| t.config_label.clone())
-            .unwrap_or_default(),
+        (Some(slot), Ok(m)) => m.slot(slot).map(|s| s.label.clone()).unwrap_or_default(),
         _ => String::new(),
     }
 }

@@ -273,11 +273,140 @@ impl Session {
 pub struct Module {
     /// The process that initialised it (a forked child must initialise anew).
     pub pid: u32,
-    /// One token per slot, in config order.
-    pub tokens: Vec<Arc<Token>>,
+    /// One slot per `[[token]]`, in config order.
+    pub slots: Vec<Slot>,
     /// Read on every call, written on open/close: a lookup writes nothing shared.
     sessions: ArcSwap<HashMap<CK_SESSION_HANDLE, Arc<Session>>>,
     handles: Arc<AtomicU64>,
+}
+
+/// How long a slot whose backend could not open waits before a call tries it again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One configured slot, and its token once the backend has opened. A `[[token]]` whose
+/// backend cannot open (library missing, vendor token not found, secret unset, a mistake
+/// in its table) leaves only its own slot without a token; every other slot works, and
+/// the backend is tried again on use, so one that comes back is picked up without a
+/// restart.
+pub struct Slot {
+    /// Slot ID (config order).
+    pub id: CK_SLOT_ID,
+    /// The `label` of its `[[token]]`.
+    pub label: String,
+    /// The `backend = "…"` name.
+    pub backend: String,
+    config: config::TokenConfig,
+    token: std::sync::OnceLock<Arc<Token>>,
+    down: Mutex<Down>,
+    /// The token appeared after `C_Initialize`: a slot event not yet reported.
+    arrived: std::sync::atomic::AtomicBool,
+    handles: Arc<AtomicU64>,
+}
+
+/// Why a slot has no token, and when its backend is tried again (`None`: not before the
+/// configuration changes).
+struct Down {
+    error: String,
+    retry_at: Option<std::time::Instant>,
+}
+
+impl Slot {
+    fn new(id: CK_SLOT_ID, config: config::TokenConfig, handles: Arc<AtomicU64>) -> Slot {
+        let slot = Slot {
+            id,
+            label: config.label.clone(),
+            backend: config.backend.clone(),
+            config,
+            token: std::sync::OnceLock::new(),
+            down: Mutex::new(Down {
+                error: String::new(),
+                retry_at: Some(std::time::Instant::now()),
+            }),
+            arrived: std::sync::atomic::AtomicBool::new(false),
+            handles,
+        };
+        slot.try_open();
+        slot
+    }
+
+    /// The token, opening the backend again when it was down and the wait is over.
+    pub fn token(&self) -> Result<&Arc<Token>> {
+        if let Some(t) = self.token.get() {
+            return Ok(t);
+        }
+        self.try_open();
+        self.token.get().ok_or_else(|| {
+            let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+            Error::new(
+                CKR_TOKEN_NOT_PRESENT,
+                format!("token \"{}\" is not present: {}", self.label, down.error),
+            )
+        })
+    }
+
+    /// Whether the slot has its token (trying the backend again when due).
+    pub fn present(&self) -> bool {
+        self.token().is_ok()
+    }
+
+    /// Why the slot has no token, if it has none.
+    pub fn problem(&self) -> Option<String> {
+        if self.present() {
+            return None;
+        }
+        Some(
+            self.down
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .error
+                .clone(),
+        )
+    }
+
+    fn try_open(&self) {
+        // Held across the open (a library load or a directory read, never the network)
+        // so that two threads never open the same backend twice.
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        let due = down
+            .retry_at
+            .is_some_and(|at| std::time::Instant::now() >= at);
+        if self.token.get().is_some() || !due {
+            return;
+        }
+        match self.config.open() {
+            Ok(opened) => {
+                let t = Token::open(self.id, &self.label, opened, self.handles.clone());
+                let _ = self.token.set(Arc::new(t));
+                if !down.error.is_empty() {
+                    tracing::info!(token = %self.label, "token \"{}\" is present now", self.label);
+                    self.arrived
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+                down.error.clear();
+            }
+            Err(e) => {
+                if e.msg != down.error {
+                    tracing::warn!(
+                        token = %self.label,
+                        "slot {} has no token: {}; the other slots work{}",
+                        self.id,
+                        e.msg,
+                        if self.config.problem.is_some() {
+                            ""
+                        } else {
+                            ", and hsmux tries the backend again on use"
+                        }
+                    );
+                }
+                down.error = e.msg;
+                down.retry_at = if self.config.problem.is_some() {
+                    None
+                } else {
+                    Some(std::time::Instant::now() + RETRY_AFTER)
+                };
+            }
+        }
+    }
 }
 
 /// What a key is used for, with the attribute that permits it.
@@ -313,25 +442,46 @@ impl Module {
         crate::logging::init(&cfg);
         tracing::debug!(?source, tokens = cfg.token.len(), "configuration loaded");
         let handles = Arc::new(AtomicU64::new(1));
-        let mut tokens = Vec::new();
-        for (i, t) in cfg.token.iter().enumerate() {
-            let tok = Token::open(i as CK_SLOT_ID, &t.label, t.open()?, handles.clone());
-            tokens.push(Arc::new(tok));
+        if cfg.token.is_empty() {
+            tracing::warn!(
+                ?source,
+                "the configuration has no [[token]]: hsmux shows no slot"
+            );
         }
+        let slots = cfg
+            .token
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| Slot::new(i as CK_SLOT_ID, t, handles.clone()))
+            .collect();
         Ok(Module {
             pid: std::process::id(),
-            tokens,
+            slots,
             sessions: ArcSwap::default(),
             handles,
         })
     }
 
-    /// The token of a slot ID.
-    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+    /// A slot whose token appeared since the last call (`C_WaitForSlotEvent`), trying
+    /// the backends of slots without a token on the way.
+    pub fn slot_event(&self) -> Option<CK_SLOT_ID> {
+        self.slots.iter().find_map(|s| {
+            (s.present() && s.arrived.swap(false, std::sync::atomic::Ordering::AcqRel))
+                .then_some(s.id)
+        })
+    }
+
+    /// The slot of a slot ID.
+    pub fn slot(&self, slot: CK_SLOT_ID) -> Result<&Slot> {
         CURRENT_SLOT.with(|c| c.set(Some(slot)));
-        self.tokens
+        self.slots
             .get(slot as usize)
             .ok_or_else(|| Error::rv(CKR_SLOT_ID_INVALID))
+    }
+
+    /// The token of a slot ID (`CKR_TOKEN_NOT_PRESENT` while its backend cannot open).
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<&Arc<Token>> {
+        self.slot(slot)?.token()
     }
 
     /// A session and its token.
@@ -342,8 +492,9 @@ impl Module {
             .get(&h)
             .cloned()
             .ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
-        let t = &self.tokens[s.slot];
-        CURRENT_SLOT.with(|c| c.set(Some(t.slot_id)));
+        CURRENT_SLOT.with(|c| c.set(Some(s.slot as CK_SLOT_ID)));
+        // A session exists only on a slot whose token opened, and a token never closes.
+        let t = self.slots[s.slot].token()?;
         Ok((s, t))
     }
 

@@ -38,7 +38,9 @@ impl Module {
             m
         });
         let s = removed.ok_or_else(|| Error::rv(CKR_SESSION_HANDLE_INVALID))?;
-        self.tokens[s.slot].close_session(h);
+        if let Ok(t) = self.slots[s.slot].token() {
+            t.close_session(h);
+        }
         Ok(())
     }
 
