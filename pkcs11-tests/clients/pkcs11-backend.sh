@@ -439,6 +439,17 @@ unset_pin() {
 }
 check "pin = \"env:NAME\" with NAME unset: only its slot has no token; log names \`pin\` and NAME" unset_pin
 
+: >empty.toml
+empty_config() {
+    env HSMUX_LOG=info HSMUX_CONFIG="$WORK/empty.toml" timeout --kill-after=5 "$STEP_TIMEOUT" \
+        pkcs11-tool --module "$MODULE" -L >empty.out 2>empty.err
+    strip_ansi empty.err >empty.log
+    cat empty.out empty.log
+    must_match empty.log 'WARN.*the configuration has no \[\[token\]\]'
+    must_match empty.log 'empty\.toml'
+}
+check "an empty config file: C_Initialize works, the log warns that it has no [[token]]" empty_config
+
 good_after_bad() { p11 -L >slots-again.txt; cat slots-again.txt; slot_model slots-again.txt "$HSM_LABEL" pkcs11; }
 check "the good configuration still works afterwards" good_after_bad
 
