@@ -442,7 +442,7 @@ check "pin = \"env:NAME\" with NAME unset: only its slot has no token; log names
 : >empty.toml
 empty_config() {
     env HSMUX_LOG=info HSMUX_CONFIG="$WORK/empty.toml" timeout --kill-after=5 "$STEP_TIMEOUT" \
-        pkcs11-tool --module "$MODULE" -L >empty.out 2>empty.err
+        pkcs11-tool --module "$MODULE" -L >empty.out 2>empty.err || : # no slot: it exits 1
     strip_ansi empty.err >empty.log
     cat empty.out empty.log
     must_match empty.log 'WARN.*the configuration has no \[\[token\]\]'
