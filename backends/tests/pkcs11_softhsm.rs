@@ -1388,6 +1388,35 @@ fn each_signature_is_one_sign_init_and_one_sign_and_threads_overlap() {
 }
 
 #[test]
+fn a_refused_configured_pin_is_presented_to_the_vendor_once() {
+    run_helper("helper_refused_pin", &[]);
+}
+
+#[test]
+#[ignore = "run in a child process by a_refused_configured_pin_is_presented_to_the_vendor_once"]
+fn helper_refused_pin() {
+    env();
+    let dir = tempfile::tempdir().unwrap();
+    let shim = Shim::build(dir.path());
+    let b = Pkcs11Backend::open(Pkcs11Settings {
+        library: shim.path.clone(),
+        pin: Some(SecretRef::new("not-the-vendor-pin")),
+        ..settings("helper")
+    })
+    .unwrap();
+    shim.reset();
+    for _ in 0..3 {
+        match b.login(b"not-the-vendor-pin") {
+            Err(BackendError::Vendor(CKR_PIN_INCORRECT, m)) => assert!(m.contains("`pin`"), "{m}"),
+            other => panic!("expected CKR_PIN_INCORRECT, got {other:?}"),
+        }
+    }
+    assert!(b.list().is_err(), "listing logs in with the refused pin");
+    // C_Login is the 19th entry of the function list.
+    assert_eq!(shim.counts()[18], 1, "the vendor saw the refused PIN once");
+}
+
+#[test]
 #[ignore = "run in a child process by each_signature_is_one_sign_init_and_one_sign_and_threads_overlap"]
 fn helper_vendor_calls() {
     env();

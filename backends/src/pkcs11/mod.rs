@@ -152,6 +152,9 @@ pub struct Pkcs11Backend {
     /// Salted digest of the last passed-through PIN the vendor accepted.
     verified_pin: Mutex<Option<[u8; 32]>>,
     pin_salt: [u8; 16],
+    /// The vendor refused the configured PIN: it is not presented again (every try would
+    /// count against the real token's retry limit) until the configuration changes.
+    pin_refused: std::sync::atomic::AtomicBool,
     /// Bit per (hash, mgf) the vendor's own OAEP refused.
     oaep_refused: AtomicU64,
     /// Bit per (hash, mgf) the vendor's own PSS refused.
@@ -325,6 +328,7 @@ impl Pkcs11Backend {
                 caps: OnceLock::new(),
                 verified_pin: Mutex::new(None),
                 pin_salt,
+                pin_refused: std::sync::atomic::AtomicBool::new(false),
                 oaep_refused: AtomicU64::new(0),
                 pss_refused: AtomicU64::new(0),
                 pid,
@@ -472,6 +476,20 @@ impl Pkcs11Backend {
     }
 
     fn vendor_login(&self, pin: &[u8], configured: bool) -> BackendResult<()> {
+        let refused = || {
+            BackendError::Vendor(
+                CKR_PIN_INCORRECT,
+                format!(
+                    "vendor token {:?} (library {}) refused the configured pin; hsmux does not \
+                     present it again until the configuration changes (key `pin`)",
+                    self.label,
+                    self.vendor.path.display()
+                ),
+            )
+        };
+        if configured && self.pin_refused.load(Ordering::Acquire) {
+            return Err(refused());
+        }
         let r = self.run(|s| match self.vendor.login(s, pin) {
             rv @ (CKR_OK | CKR_USER_ALREADY_LOGGED_IN) => Ok(rv),
             rv => Err(VErr {
@@ -496,14 +514,13 @@ impl Pkcs11Backend {
             },
             // The application's C_Login is answered with the vendor's own verdict; the
             // message says it was the configured PIN the vendor refused.
-            Err(e) if configured && e.rv == CKR_PIN_INCORRECT => Err(BackendError::Vendor(
-                CKR_PIN_INCORRECT,
-                format!(
-                    "vendor token {:?} (library {}) refused the configured pin",
-                    self.label,
-                    self.vendor.path.display()
-                ),
-            )),
+            Err(e) if configured && e.rv == CKR_PIN_INCORRECT => {
+                self.pin_refused.store(true, Ordering::Release);
+                let e = refused();
+                // A configuration error, not a user's typo.
+                tracing::warn!("{e}");
+                Err(e)
+            }
             Err(e) => Err(map_err(e)),
         }
     }
