@@ -530,18 +530,23 @@ pub fn build(template: &Attributes, generated: &Attributes, origin: Origin) -> R
             }
         }
     }
+    // EC and Edwards keys cannot encrypt or wrap: only RSA and secret keys default to it.
+    let ciphers = !matches!(subtype, CKK_EC | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY);
+    let cipher_default = [if ciphers { CK_TRUE } else { CK_FALSE }];
     match class {
         CKO_PUBLIC_KEY => {
-            for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
-                a.set_default(t, [CK_TRUE]);
+            a.set_default(CKA_VERIFY, [CK_TRUE]);
+            for t in [CKA_ENCRYPT, CKA_WRAP] {
+                a.set_default(t, cipher_default);
             }
             a.set_default(CKA_VERIFY_RECOVER, [CK_FALSE]);
             a.set_default(CKA_TRUSTED, [CK_FALSE]);
             a.set_default(CKA_SUBJECT, Vec::new());
         }
         CKO_PRIVATE_KEY | CKO_SECRET_KEY => {
-            for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
-                a.set_default(t, [CK_TRUE]);
+            a.set_default(CKA_SIGN, [CK_TRUE]);
+            for t in [CKA_DECRYPT, CKA_UNWRAP] {
+                a.set_default(t, cipher_default);
             }
             if class == CKO_SECRET_KEY {
                 for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {

@@ -529,3 +529,33 @@ fn generated_token_key_pair_is_found_from_a_new_session() {
         assert!(attr_bool(&s, h, AttributeType::Token));
     }
 }
+
+#[test]
+fn ec_keys_default_to_sign_and_verify_only_rsa_keys_also_to_encrypt_and_wrap() {
+    let t = shared().token("default-usage");
+    let s = t.login_user();
+    // Templates that name neither encryption nor wrapping: the defaults decide.
+    let ec = keys::gen_ec(&s, Curve::P256, &[], &[]);
+    for (object, attr) in [
+        (ec.public, AttributeType::Encrypt),
+        (ec.public, AttributeType::Wrap),
+        (ec.private, AttributeType::Decrypt),
+        (ec.private, AttributeType::Unwrap),
+    ] {
+        assert!(
+            !attr_bool(&s, object, attr),
+            "EC {attr:?} defaults to false"
+        );
+    }
+    assert!(attr_bool(&s, ec.private, AttributeType::Sign));
+    assert!(attr_bool(&s, ec.public, AttributeType::Verify));
+    let rsa = keys::gen_rsa(&s, 2048, &[], &[]);
+    for (object, attr) in [
+        (rsa.public, AttributeType::Encrypt),
+        (rsa.public, AttributeType::Wrap),
+        (rsa.private, AttributeType::Decrypt),
+        (rsa.private, AttributeType::Unwrap),
+    ] {
+        assert!(attr_bool(&s, object, attr), "RSA {attr:?} defaults to true");
+    }
+}
