@@ -583,14 +583,24 @@ impl Token {
         };
         let mut o = self.objects.write().unwrap_or_else(|e| e.into_inner());
         let mut seen = std::collections::HashSet::new();
+        let mut skipped = std::collections::HashSet::new();
         for ro in &objects {
             match self.admit_remote(&mut o, ro, r.service.caps.destroy) {
                 Ok(h) => {
                     seen.insert(h);
                 }
-                Err(e) => {
-                    tracing::warn!(token = %self.config_label, key = %ro.key_ref, "skipping object the service describes oddly: {e}")
-                }
+                // One line per key and listing, whichever of its objects failed.
+                Err(e) if skipped.insert(ro.key_ref.clone()) => tracing::warn!(
+                    token = %self.config_label,
+                    key = %ro.key_ref,
+                    "skipping key \"{}\" ({}, {:?} {:?}): hsmux cannot show it as a PKCS#11 \
+                     object: {e}",
+                    ro.label,
+                    ro.key_ref,
+                    ro.class,
+                    ro.kind
+                ),
+                Err(_) => {}
             }
         }
         o.live
@@ -878,5 +888,114 @@ impl Token {
     ) -> Result<CK_OBJECT_HANDLE> {
         let attrs = object::build(template, generated, origin)?;
         self.insert(attrs, session, rw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsmux_backends::{
+        Backend, BackendResult, CipherRequest, HashAlg, KeyKind, KeyUsage, ObjectClass, SignRequest,
+    };
+    use std::io::Write;
+
+    /// A service whose one key has a public key that is not DER.
+    struct Odd;
+
+    impl Backend for Odd {
+        fn kind(&self) -> &'static str {
+            "odd"
+        }
+        fn serial(&self) -> String {
+            "0".into()
+        }
+        fn capabilities(&self) -> hsmux_backends::Capabilities {
+            Default::default()
+        }
+        fn login(&self, _pin: &[u8]) -> BackendResult<()> {
+            Ok(())
+        }
+        fn list(&self) -> BackendResult<Vec<RemoteObject>> {
+            let half = |class| RemoteObject {
+                key_ref: "arn:odd".into(),
+                unique_id: format!("arn:odd/{class:?}"),
+                class,
+                id: vec![1],
+                label: "odd-key".into(),
+                kind: Some(KeyKind::Hmac {
+                    hash: HashAlg::Sha256,
+                    len: 32,
+                }),
+                public_key_der: Some(b"not DER".to_vec()),
+                value: None,
+                usage: KeyUsage::default(),
+                never_extractable: true,
+                extra: vec![],
+            };
+            Ok(vec![
+                half(ObjectClass::PrivateKey),
+                half(ObjectClass::PublicKey),
+            ])
+        }
+        fn sign(&self, _: &str, _: &SignRequest) -> BackendResult<Vec<u8>> {
+            unreachable!("nothing signs with the odd key")
+        }
+        fn decrypt(&self, _: &str, _: &CipherRequest) -> BackendResult<Vec<u8>> {
+            unreachable!("nothing decrypts with the odd key")
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_key_the_service_describes_oddly_is_skipped_with_one_line_naming_it() {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let t = Token::open(
+            0,
+            "odd",
+            Opened::Service {
+                backend: Arc::new(Odd),
+                list_ttl: Duration::from_secs(300),
+            },
+            Arc::new(AtomicU64::new(1)),
+        );
+        tracing::subscriber::with_default(subscriber, || t.refresh().unwrap());
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("skipping key"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one line for the key, not one per object: {text}"
+        );
+        for part in [
+            "WARN",
+            "\"odd-key\"",
+            "arn:odd",
+            "Hmac",
+            "Sha256",
+            "token=odd",
+        ] {
+            assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+        }
+        assert!(t.find(&Attributes::new()).unwrap().is_empty());
     }
 }
