@@ -221,12 +221,19 @@ fn take_string(t: &mut toml::Table, key: &str, n: usize) -> Result<String> {
 /// Parses and checks configuration text.
 pub fn parse_str(text: &str) -> Result<Config> {
     let file: File = toml::from_str(text).map_err(|e| {
-        // One log line per failure: the parser's multi-line excerpt is folded.
-        let msg = e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        // One log line per failure: the line, the column and the text there, instead of
+        // the parser's multi-line excerpt.
+        let what = e.message().trim().replace('\n', " ");
+        let msg = match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                let source = text.lines().nth(line - 1).unwrap_or_default().trim();
+                format!("line {line}, column {column}: {what} (in `{source}`)")
+            }
+            None => what,
+        };
         Error::new(CKR_GENERAL_ERROR, msg)
     })?;
     let mut seen = std::collections::HashSet::new();
@@ -420,6 +427,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_one_readable_line_with_its_location() {
+        let e = parse_str("log_level = \"info\"\n[[token]\nlabel = \"a\"\n").unwrap_err();
+        assert!(!e.msg.contains('\n') && !e.msg.contains(" | "), "{}", e.msg);
+        assert!(e.msg.starts_with("line 2, column "), "{}", e.msg);
+        assert!(e.msg.contains("(in `[[token]`)"), "{}", e.msg);
+        let e = parse_str("log_levle = \"info\"\n").unwrap_err();
+        assert!(
+            e.msg
+                .starts_with("line 1, column 1: unknown field `log_levle`"),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]
