@@ -401,6 +401,8 @@ wrong_pin() {
     must_match wrong-pin.log "C_Login failed: rv = CKR_PIN_INCORRECT"
     must_match wrong-pin.log 'function="C_Login".*rv="CKR_PIN_INCORRECT"'
     must_match wrong-pin.log "\"$VENDOR_LABEL\""
+    must_match wrong-pin.log "WARN.*refused the configured pin"
+    must_match wrong-pin.log "token=\"?$HSM_LABEL\"? function=\"C_Login\""
 }
 check "wrong \`pin\` in the config (vendor refuses it): C_Login CKR_PIN_INCORRECT, log names the vendor token" wrong_pin
 # The vendor's failed-login count is reset by a good login.
@@ -438,6 +440,22 @@ unset_pin() {
     log_record unset-pin.toml.log 'key `pin`' 'HSMUX_TEST_UNSET_PIN'
 }
 check "pin = \"env:NAME\" with NAME unset: only its slot has no token; log names \`pin\` and NAME" unset_pin
+
+printf 'log_level = "info"\n[[token]\nlabel = "x"\n' >not-toml.toml
+not_toml() {
+    local rc
+    env HSMUX_CONFIG="$WORK/not-toml.toml" timeout --kill-after=5 "$STEP_TIMEOUT" \
+        pkcs11-tool --module "$MODULE" -L >not-toml.out 2>not-toml.err && rc=0 || rc=$?
+    strip_ansi not-toml.err >not-toml.log
+    cat not-toml.out not-toml.log
+    test "$rc" != 0
+    must_match not-toml.log "C_Initialize failed: rv = CKR_GENERAL_ERROR"
+    must_match not-toml.log 'WARN config .*not-toml\.toml: line 2, column 8: .*\(in `\[\[token\]`\) function="C_Initialize"'
+    # One line, no parser excerpt, no empty token field.
+    test "$(grep -c WARN not-toml.log)" = 1
+    must_not_match not-toml.log ' \| |token=""'
+}
+check "a file that is not TOML: C_Initialize CKR_GENERAL_ERROR, one log line with the file, line, column and text" not_toml
 
 : >empty.toml
 empty_config() {

@@ -96,11 +96,12 @@ pub(crate) fn module() -> Result<ModuleRef> {
     }
 }
 
-/// The label of the token a failed call was about, for its log line.
-fn token_label() -> String {
+/// The label of the token a failed call was about, for its log line (none for calls
+/// about no token, such as `C_Initialize`).
+fn token_label() -> Option<String> {
     match (crate::module::current_slot(), module()) {
-        (Some(slot), Ok(m)) => m.slot(slot).map(|s| s.label.clone()).unwrap_or_default(),
-        _ => String::new(),
+        (Some(slot), Ok(m)) => m.slot(slot).ok().map(|s| s.label.clone()),
+        _ => None,
     }
 }
 
@@ -110,7 +111,8 @@ pub(crate) fn guard(name: &'static str, f: impl FnOnce() -> Result<CK_RV>) -> CK
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(rv)) => rv,
         Ok(Err(e)) => {
-            let token = token_label();
+            let label = token_label();
+            let token = label.as_deref();
             match e.rv {
                 CKR_GENERAL_ERROR | CKR_DEVICE_ERROR | CKR_FUNCTION_FAILED | CKR_DEVICE_MEMORY => {
                     tracing::warn!(
