@@ -339,7 +339,7 @@ impl Slot {
             let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
             Error::new(
                 CKR_TOKEN_NOT_PRESENT,
-                format!("token \"{}\" is not present: {}", self.label, down.error),
+                format!("{}; its slot has no token", down.error),
             )
         })
     }
