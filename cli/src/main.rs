@@ -154,6 +154,9 @@ struct TokenRow {
     latency_ms: Option<f64>,
     keys: Option<usize>,
     pin: Option<String>,
+    /// Local tokens: consecutive wrong user PINs, and the number that locks the PIN.
+    pin_failures: Option<u32>,
+    pin_retries: Option<u32>,
     serial: Option<String>,
 }
 
@@ -194,6 +197,8 @@ fn token_row(slot: &Slot) -> TokenRow {
         latency_ms: None,
         keys: None,
         pin: None,
+        pin_failures: None,
+        pin_retries: None,
         serial: None,
     };
     let Ok(t) = slot.token() else { return row };
@@ -207,6 +212,8 @@ fn token_row(slot: &Slot) -> TokenRow {
     }
     if let Ok(st) = t.status() {
         row.pin = Some(pin_state(st.flags).to_string());
+        row.pin_failures = st.user_pin_tries.map(|t| t.0);
+        row.pin_retries = st.user_pin_tries.map(|t| t.1);
         row.serial = Some(st.serial);
     }
     if row.health == "ok" {
@@ -241,7 +248,11 @@ fn tokens(m: &Module) -> Report<Vec<TokenRow>> {
             ));
         }
         if let Some(p) = &r.pin {
-            text.push_str(&format!("    PIN:     {p}\n"));
+            text.push_str(&format!("    PIN:     {p}"));
+            if let (Some(f), Some(n)) = (r.pin_failures, r.pin_retries) {
+                text.push_str(&format!(" ({f} wrong in a row; {n} lock it)"));
+            }
+            text.push('\n');
         }
         if let Some(s) = &r.serial {
             text.push_str(&format!("    serial:  {s}\n"));

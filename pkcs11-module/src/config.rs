@@ -430,6 +430,21 @@ mod tests {
     }
 
     #[test]
+    fn local_pin_retries_must_be_1_to_1000() {
+        let t =
+            |v: &str| format!("[[token]]\nlabel = \"a\"\nbackend = \"local\"\npin_retries = {v}\n");
+        assert!(strict(&t("3")).is_ok());
+        for bad in ["0", "1001"] {
+            let e = strict(&t(bad)).unwrap_err();
+            assert!(
+                e.msg.starts_with("line 4: ") && e.msg.contains("`pin_retries`"),
+                "{}",
+                e.msg
+            );
+        }
+    }
+
+    #[test]
     fn a_file_that_is_not_toml_is_one_readable_line_with_its_location() {
         let e = parse_str("log_level = \"info\"\n[[token]\nlabel = \"a\"\n").unwrap_err();
         assert!(!e.msg.contains('\n') && !e.msg.contains(" | "), "{}", e.msg);

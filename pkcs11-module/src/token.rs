@@ -46,6 +46,8 @@ pub struct TokenStatus {
     pub flags: CK_FLAGS,
     /// Open sessions, and how many of them are R/W.
     pub sessions: (usize, usize),
+    /// Local tokens: consecutive wrong user PINs so far, and how many lock the PIN.
+    pub user_pin_tries: Option<(u32, u32)>,
 }
 
 /// One slot's token.
@@ -234,6 +236,7 @@ impl Token {
                     | CKF_TOKEN_INITIALIZED
                     | CKF_USER_PIN_INITIALIZED,
                 sessions: (s.len(), s.values().filter(|rw| **rw).count()),
+                user_pin_tries: None,
             });
         }
         let meta = self.store()?.meta().map_err(store_err)?;
@@ -272,6 +275,7 @@ impl Token {
             serial: meta.serial,
             flags,
             sessions: (s.len(), s.values().filter(|rw| **rw).count()),
+            user_pin_tries: Some((meta.user_pin_failures, meta.max_pin_failures)),
         })
     }
 

@@ -33,6 +33,7 @@ label = "web"
 backend = "local"
 path = "$WORK/web-store"
 pin_kdf_iterations = 1000
+pin_retries = 3
 EOF
 export HSMUX_CONFIG=$WORK/hsmux.toml
 p11() { t pkcs11-tool --module "$MODULE" "$@"; }
@@ -113,6 +114,33 @@ check "keys of a token that does not exist: exit 2, naming the tokens there are"
     sh -c '"$0" keys nope >out.txt 2>&1; rc=$?; cat out.txt; [ $rc = 2 ] && grep -q "broken, web" out.txt' "$HSMUX_BIN"
 check "keys --pin env:UNSET: exit 2 naming the variable" \
     sh -c '"$0" keys web --pin env:HSMUX_TEST_UNSET_PIN >out.txt 2>&1; rc=$?; cat out.txt; [ $rc = 2 ] && grep -q HSMUX_TEST_UNSET_PIN out.txt' "$HSMUX_BIN"
+
+log "PIN retries (pin_retries = 3) as hsmux tokens shows them"
+wrong_login() { ! p11 --slot 1 --login --pin wrong-pin -O; }
+check "a wrong user PIN is refused" wrong_login
+check "a second wrong user PIN is refused" wrong_login
+retries_shown() {
+    exit_is 1 "$HSMUX_BIN" tokens
+    must_match out.txt 'PIN: +user PIN: one try left \(2 wrong in a row; 3 lock it\)'
+    exit_is 1 "$HSMUX_BIN" --json tokens
+    json_check out.txt 'd[1]["pin_failures"] == 2 and d[1]["pin_retries"] == 3'
+}
+check "tokens shows the wrong PINs so far and the configured limit" retries_shown
+check "the third wrong PIN locks it" wrong_login
+locked() {
+    exit_is 1 "$HSMUX_BIN" tokens
+    must_match out.txt 'PIN: +user PIN locked \(SO C_InitPIN sets a new one\)'
+    ! p11 --slot 1 --login --pin "$USER_PIN" -O
+}
+check "a locked PIN is shown as locked, and the right PIN no longer logs in" locked
+check_output "the SO unlocks it by setting a new user PIN (C_InitPIN)" "User PIN successfully initialized" \
+    p11 --slot 1 --init-pin --login --login-type so --so-pin "$SO_PIN" --new-pin "$USER_PIN"
+unlocked() {
+    p11 --slot 1 --login --pin "$USER_PIN" -O >/dev/null
+    exit_is 1 "$HSMUX_BIN" tokens
+    must_match out.txt 'PIN: +user PIN set \(0 wrong in a row; 3 lock it\)'
+}
+check "after C_InitPIN the user logs in again and the count is 0" unlocked
 
 log "hsmux config check"
 check_output "config check of a good file: no problems, exit 0" "hsmux\.toml: 2 token\(s\), no problems" \

@@ -239,6 +239,8 @@ pub struct LocalStore {
     dir: PathBuf,
     objects: PathBuf,
     kdf_iterations: u32,
+    /// Consecutive wrong PINs that lock a PIN (the configuration's `pin_retries`).
+    max_pin_failures: u32,
 }
 
 impl LocalStore {
@@ -255,6 +257,7 @@ impl LocalStore {
             dir: dir.to_path_buf(),
             objects: dir.join(OBJECTS_DIR),
             kdf_iterations: iterations.max(1),
+            max_pin_failures: MAX_PIN_FAILURES,
         };
         fsutil::create_private_dir(&store.objects).map_err(io_at(&store.objects))?;
         let _lock = store.lock()?;
@@ -343,7 +346,7 @@ impl LocalStore {
         meta.user_pin = None;
         meta.user_pin_failures = 0;
         meta.so_pin_failures = 0;
-        meta.max_pin_failures = MAX_PIN_FAILURES;
+        meta.max_pin_failures = self.max_pin_failures;
         meta.master_check = Some(check);
         meta.so_pin = Some(so_wrap);
         self.write_meta(&meta)
@@ -509,7 +512,17 @@ impl LocalStore {
     fn read_meta(&self) -> StoreResult<MetaFile> {
         let path = self.dir.join(META_FILE);
         let bytes = fs::read(&path).map_err(io_at(&path))?;
-        MetaFile::parse(&bytes)
+        let mut meta = MetaFile::parse(&bytes)?;
+        // The limit in force is this instance's (the configuration's), whatever an
+        // instance that wrote the file had.
+        meta.max_pin_failures = self.max_pin_failures;
+        Ok(meta)
+    }
+
+    /// Sets how many consecutive wrong PINs lock a PIN (at least 1).
+    pub fn with_pin_retries(mut self, retries: u32) -> LocalStore {
+        self.max_pin_failures = retries.max(1);
+        self
     }
 
     /// Replaces meta.json durably and bumps the generation. Caller holds the lock.

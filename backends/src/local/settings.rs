@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{LocalStore, DEFAULT_KDF_ITERATIONS};
+use super::{LocalStore, DEFAULT_KDF_ITERATIONS, MAX_PIN_FAILURES};
 use crate::registry::{Entry, OpenContext, Opened, SettingError, Settings};
 
 /// Keys of a `backend = "local"` token.
@@ -15,6 +15,9 @@ pub struct LocalSettings {
     pub path: Option<PathBuf>,
     /// PBKDF2 iterations for PIN-derived keys; only lower it for tests.
     pub pin_kdf_iterations: Option<u32>,
+    /// Consecutive wrong PINs that lock the user (or SO) PIN; default 10. A locked user
+    /// PIN is unlocked by the SO setting a new one (`C_InitPIN`).
+    pub pin_retries: Option<u32>,
 }
 
 impl Settings for LocalSettings {
@@ -25,6 +28,14 @@ impl Settings for LocalSettings {
                 "must be at least 1",
             ));
         }
+        if let Some(n) = self.pin_retries {
+            if !(1..=1000).contains(&n) {
+                return Err(SettingError::key(
+                    "pin_retries",
+                    format!("must be 1 to 1000, not {n}"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -33,6 +44,7 @@ fn open(s: LocalSettings, ctx: &OpenContext<'_>) -> Result<Opened, SettingError>
     let path = s.path.unwrap_or_else(|| ctx.data_dir.join(ctx.label));
     let iterations = s.pin_kdf_iterations.unwrap_or(DEFAULT_KDF_ITERATIONS);
     LocalStore::open_with_kdf_iterations(&path, iterations)
+        .map(|store| store.with_pin_retries(s.pin_retries.unwrap_or(MAX_PIN_FAILURES)))
         .map(Opened::Store)
         .map_err(|e| SettingError::key("path", format!("{}: {e}", path.display())))
 }
