@@ -324,6 +324,17 @@ impl Token {
             self.store()?.login_so(so_pin).map_err(store_err)?;
         }
         self.store()?.init_token(so_pin, label).map_err(store_err)?;
+        // Documented, not silent: the token's label is C_InitToken's from now on; the
+        // config's `label` still names the slot.
+        if label.trim_end() != self.config_label {
+            tracing::info!(
+                token = %self.config_label,
+                "C_InitToken labelled the token {:?}; clients see that as the token label, and \
+                 the config's `label` {:?} as the slot's",
+                label.trim_end(),
+                self.config_label
+            );
+        }
         self.drop_login();
         *self.objects.write().unwrap_or_else(|e| e.into_inner()) = Objects::default();
         Ok(())

@@ -61,6 +61,21 @@ check_output "--init-pin" "User PIN successfully initialized" \
 check_output "--keypairgen EC P-256 'tls'" "Public Key Object; EC" \
     p11 --slot 1 --login --pin "$USER_PIN" --keypairgen --key-type EC:prime256v1 --id 0a0b --label tls
 
+relabel() {
+    # Not a terminal: the log has no colours.
+    HSMUX_LOG=info p11 --slot 1 --init-token --label renamed --so-pin "$SO_PIN" >relabel.out 2>relabel.log
+    cat relabel.out relabel.log
+    must_match relabel.log 'INFO.*C_InitToken labelled the token "renamed".*the config.s `label` "web" as the slot.s.*token=web'
+    p11 -L >slots.txt
+    must_match slots.txt 'hsmux local: web$'
+    must_match slots.txt 'token label +: renamed'
+    # Back to the name the rest of this script uses.
+    p11 --slot 1 --init-token --label web --so-pin "$SO_PIN"
+    p11 --slot 1 --init-pin --login --login-type so --so-pin "$SO_PIN" --new-pin "$USER_PIN"
+    p11 --slot 1 --login --pin "$USER_PIN" --keypairgen --key-type EC:prime256v1 --id 0a0b --label tls
+}
+check "C_InitToken with another label: logged, the slot keeps the config's label, the token shows the new one" relabel
+
 log "hsmux --help"
 check_output "--help names every command and the exit codes" "doctor" hsmux --help
 help_text() {
