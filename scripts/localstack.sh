@@ -2,6 +2,7 @@
 # LocalStack playing AWS KMS for the aws-kms tests: KMS only, no Docker, on 127.0.0.1.
 #
 #   scripts/localstack.sh install   create the venv (PyPI localstack-core + boto3) if missing
+#   scripts/localstack.sh python    print the Python >= 3.13 it would build the venv with
 #   scripts/localstack.sh start     install if needed, start, wait for KMS (bounded), write PID
 #   scripts/localstack.sh env       print the variables the tests read, for `eval`
 #   scripts/localstack.sh stop      stop the instance by its PID
@@ -57,6 +58,8 @@ find_python() {
     return 1
 }
 
+NO_PYTHON="no Python >= 3.13 found (tried \$PYTHON, python3.14, python3.13, ${PYENV_ROOT:-~/.pyenv}/versions/3.1[3-9]*, uv python find, python3): install one (pyenv install 3.13, uv python install 3.13) or set PYTHON; without it the aws-kms tests cannot run"
+
 installed() {
     [[ -x $VENV/bin/python ]] &&
         "$VENV/bin/python" -c "import importlib.metadata as m, boto3, localstack.aws.components; \
@@ -67,7 +70,7 @@ install() {
     local py t0
     if installed; then return 0; fi
     t0=$(date +%s)
-    py=$(find_python) || die "no Python >= 3.13 found (tried \$PYTHON, python3.14, python3.13, ${PYENV_ROOT:-~/.pyenv}/versions/3.1[3-9]*, uv python find, python3): install one (pyenv install 3.13, uv python install 3.13) or set PYTHON; without it the aws-kms tests cannot run"
+    py=$(find_python) || die "$NO_PYTHON"
     say "installing localstack-core $LOCALSTACK_VERSION into $VENV with $py"
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
@@ -181,12 +184,13 @@ EOF
 
 case ${1:-} in
 install) install ;;
+python) find_python || die "$NO_PYTHON" ;;
 start) start ;;
 stop) stop ;;
 env) print_env ;;
 status) running_pid >/dev/null && answers ;;
 *)
-    echo "usage: $0 install|start|stop|env|status" >&2
+    echo "usage: $0 install|python|start|stop|env|status" >&2
     exit 2
     ;;
 esac

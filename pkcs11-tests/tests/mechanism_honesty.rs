@@ -579,328 +579,334 @@ fn encrypt_and_decrypt(
     Ok(())
 }
 
-#[test]
-fn every_advertised_mechanism_works_and_the_rest_is_refused_at_init() {
-    let dir = tempfile::Builder::new()
-        .prefix("hsmux-honesty-")
-        .tempdir()
-        .unwrap();
-    let cfg = dir.path().join("hsmux.toml");
-    std::fs::write(&cfg, config(dir.path())).unwrap();
-    std::env::set_var("HSMUX_CONFIG", &cfg);
-    let mut args = raw::init_args(CKF_OS_LOCKING_OK);
-    ok(raw::initialize(Some(&mut args)), "C_Initialize");
+/// Needs LocalStack (its aws-kms slot): `scripts/test.sh` skips `localstack::` tests when
+/// LocalStack cannot start outside CI.
+mod localstack {
+    use super::*;
 
-    let mut tallies = BTreeMap::new();
-    for (slot, label, remote) in [
-        (0, "honest-local", false),
-        (1, "honest-hsm", true),
-        (2, "honest-kms", true),
-    ] {
-        if !remote {
-            ok(raw::init_token(slot, SO_PIN, label), "C_InitToken (local)");
+    #[test]
+    fn every_advertised_mechanism_works_and_the_rest_is_refused_at_init() {
+        let dir = tempfile::Builder::new()
+            .prefix("hsmux-honesty-")
+            .tempdir()
+            .unwrap();
+        let cfg = dir.path().join("hsmux.toml");
+        std::fs::write(&cfg, config(dir.path())).unwrap();
+        std::env::set_var("HSMUX_CONFIG", &cfg);
+        let mut args = raw::init_args(CKF_OS_LOCKING_OK);
+        ok(raw::initialize(Some(&mut args)), "C_Initialize");
+
+        let mut tallies = BTreeMap::new();
+        for (slot, label, remote) in [
+            (0, "honest-local", false),
+            (1, "honest-hsm", true),
+            (2, "honest-kms", true),
+        ] {
+            if !remote {
+                ok(raw::init_token(slot, SO_PIN, label), "C_InitToken (local)");
+                let (rv, s) = raw::open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION);
+                ok(rv, "C_OpenSession");
+                ok(raw::login(s, CKU_SO, SO_PIN.as_bytes()), "C_Login(SO)");
+                ok(
+                    hsmux_tests::conformance::init_pin(s, PIN.as_bytes()),
+                    "C_InitPIN",
+                );
+                ok(raw::close_session(s), "C_CloseSession");
+            }
             let (rv, s) = raw::open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION);
             ok(rv, "C_OpenSession");
-            ok(raw::login(s, CKU_SO, SO_PIN.as_bytes()), "C_Login(SO)");
             ok(
-                hsmux_tests::conformance::init_pin(s, PIN.as_bytes()),
-                "C_InitPIN",
+                raw::login(s, CKU_USER, PIN.as_bytes()),
+                &format!("{label}: C_Login"),
             );
+            let tally = check_slot(s, slot, label, remote);
+            println!("{label}: {tally:?}");
+            tallies.insert(label, tally);
             ok(raw::close_session(s), "C_CloseSession");
         }
-        let (rv, s) = raw::open_session(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION);
-        ok(rv, "C_OpenSession");
-        ok(
-            raw::login(s, CKU_USER, PIN.as_bytes()),
-            &format!("{label}: C_Login"),
-        );
-        let tally = check_slot(s, slot, label, remote);
-        println!("{label}: {tally:?}");
-        tallies.insert(label, tally);
-        ok(raw::close_session(s), "C_CloseSession");
+        ok(raw::finalize(), "C_Finalize");
+        for (label, t) in &tallies {
+            assert!(
+                t.listed > 30 && t.operations > t.listed / 2,
+                "{label}: {t:?}"
+            );
+        }
     }
-    ok(raw::finalize(), "C_Finalize");
-    for (label, t) in &tallies {
-        assert!(
-            t.listed > 30 && t.operations > t.listed / 2,
-            "{label}: {t:?}"
-        );
-    }
-}
 
-fn check_slot(s: CK_SESSION_HANDLE, slot: CK_SLOT_ID, label: &str, remote: bool) -> Tally {
-    let (rv, list) = raw::mechanism_list(slot);
-    ok(rv, "C_GetMechanismList");
-    let keys = make_keys(s, remote);
-    let service_keys: Vec<&Key> = keys.iter().filter(|k| k.in_service).collect();
-    if remote {
-        assert!(
-            service_keys.iter().any(|k| k.key_type == CKK_EC)
-                && service_keys.iter().any(|k| k.key_type == CKK_RSA),
-            "{label}: the service made no EC or RSA key: {keys:?}"
-        );
-    }
-    let mut t = Tally {
-        listed: list.len(),
-        ..Tally::default()
-    };
-    for &m in &list {
-        let (rv, info) = raw::mechanism_info(slot, m);
-        ok(rv, &format!("{label}: C_GetMechanismInfo {m:#x}"));
-        let flags = info.flags;
-        let what = format!("{label}: mechanism {m:#x}");
-        if flags & CKF_DIGEST != 0 {
-            ok(
-                raw::init(Op::Digest, s, &plain(m), 0),
-                &format!("{what}: C_DigestInit"),
+    fn check_slot(s: CK_SESSION_HANDLE, slot: CK_SLOT_ID, label: &str, remote: bool) -> Tally {
+        let (rv, list) = raw::mechanism_list(slot);
+        ok(rv, "C_GetMechanismList");
+        let keys = make_keys(s, remote);
+        let service_keys: Vec<&Key> = keys.iter().filter(|k| k.in_service).collect();
+        if remote {
+            assert!(
+                service_keys.iter().any(|k| k.key_type == CKK_EC)
+                    && service_keys.iter().any(|k| k.key_type == CKK_RSA),
+                "{label}: the service made no EC or RSA key: {keys:?}"
             );
-            let out = raw::digest(s, b"abc", Out::Buf(64));
-            ok(out.rv, &format!("{what}: C_Digest"));
-            assert_eq!(
-                out.data,
-                openssl::hash::hash(sha(m).unwrap(), b"abc")
-                    .unwrap()
-                    .to_vec()
-            );
-            t.operations += 1;
         }
-        let kt = key_type_of(m);
-        let candidates: Vec<&Key> = keys
-            .iter()
-            .filter(|k| {
-                Some(k.key_type) == kt
-                    || (kt == Some(CKK_GENERIC_SECRET)
-                        && matches!(
-                            k.key_type,
-                            CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC
-                        ))
-            })
-            .collect();
-        // On a remote slot, private-key signatures and RSA decryption are the service's.
-        let service_op =
-            remote && kt.is_some_and(|k| matches!(k, CKK_EC | CKK_RSA | CKK_EC_EDWARDS));
-        // Signatures (and MACs): with a service key on a remote slot when the service
-        // signs; a mechanism listed without CKF_SIGN must refuse every such key at init.
-        if flags & CKF_SIGN != 0 || service_op {
-            let mut worked = 0;
-            for k in candidates.iter().filter(|k| !service_op || k.in_service) {
-                match sign_and_verify(s, m, k, k.public.unwrap_or(k.key), label) {
-                    Ok(()) => worked += 1,
-                    Err(rv) => {
-                        assert!(
-                            is_refusal(rv),
-                            "{what} sign with {}: init gave {}",
-                            k.what,
-                            rv_name(rv)
-                        );
-                        t.refused_at_init += 1;
-                    }
-                }
-            }
-            if flags & CKF_SIGN != 0 {
-                assert!(
-                    worked > 0,
-                    "{what} advertises CKF_SIGN but no matching key signs: {candidates:?}"
+        let mut t = Tally {
+            listed: list.len(),
+            ..Tally::default()
+        };
+        for &m in &list {
+            let (rv, info) = raw::mechanism_info(slot, m);
+            ok(rv, &format!("{label}: C_GetMechanismInfo {m:#x}"));
+            let flags = info.flags;
+            let what = format!("{label}: mechanism {m:#x}");
+            if flags & CKF_DIGEST != 0 {
+                ok(
+                    raw::init(Op::Digest, s, &plain(m), 0),
+                    &format!("{what}: C_DigestInit"),
                 );
-            } else {
+                let out = raw::digest(s, b"abc", Out::Buf(64));
+                ok(out.rv, &format!("{what}: C_Digest"));
                 assert_eq!(
-                    worked, 0,
-                    "{what} signs with a service key but does not advertise CKF_SIGN"
+                    out.data,
+                    openssl::hash::hash(sha(m).unwrap(), b"abc")
+                        .unwrap()
+                        .to_vec()
                 );
+                t.operations += 1;
             }
-            t.operations += worked;
-        }
-        // Decryption the same way; encryption alone (public keys) runs in software.
-        let decrypts = flags & CKF_DECRYPT != 0;
-        if decrypts || (service_op && kt == Some(CKK_RSA)) {
-            let mut worked = 0;
-            for k in candidates.iter().filter(|k| !service_op || k.in_service) {
-                match encrypt_and_decrypt(s, m, k.public.unwrap_or(k.key), k, label) {
-                    Ok(()) => worked += 1,
-                    Err(rv) => {
-                        assert!(
-                            is_refusal(rv),
-                            "{what} decrypt with {}: init gave {}",
-                            k.what,
-                            rv_name(rv)
-                        );
-                        t.refused_at_init += 1;
+            let kt = key_type_of(m);
+            let candidates: Vec<&Key> = keys
+                .iter()
+                .filter(|k| {
+                    Some(k.key_type) == kt
+                        || (kt == Some(CKK_GENERIC_SECRET)
+                            && matches!(
+                                k.key_type,
+                                CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC
+                            ))
+                })
+                .collect();
+            // On a remote slot, private-key signatures and RSA decryption are the service's.
+            let service_op =
+                remote && kt.is_some_and(|k| matches!(k, CKK_EC | CKK_RSA | CKK_EC_EDWARDS));
+            // Signatures (and MACs): with a service key on a remote slot when the service
+            // signs; a mechanism listed without CKF_SIGN must refuse every such key at init.
+            if flags & CKF_SIGN != 0 || service_op {
+                let mut worked = 0;
+                for k in candidates.iter().filter(|k| !service_op || k.in_service) {
+                    match sign_and_verify(s, m, k, k.public.unwrap_or(k.key), label) {
+                        Ok(()) => worked += 1,
+                        Err(rv) => {
+                            assert!(
+                                is_refusal(rv),
+                                "{what} sign with {}: init gave {}",
+                                k.what,
+                                rv_name(rv)
+                            );
+                            t.refused_at_init += 1;
+                        }
                     }
                 }
+                if flags & CKF_SIGN != 0 {
+                    assert!(
+                        worked > 0,
+                        "{what} advertises CKF_SIGN but no matching key signs: {candidates:?}"
+                    );
+                } else {
+                    assert_eq!(
+                        worked, 0,
+                        "{what} signs with a service key but does not advertise CKF_SIGN"
+                    );
+                }
+                t.operations += worked;
             }
-            if decrypts {
-                assert!(
+            // Decryption the same way; encryption alone (public keys) runs in software.
+            let decrypts = flags & CKF_DECRYPT != 0;
+            if decrypts || (service_op && kt == Some(CKK_RSA)) {
+                let mut worked = 0;
+                for k in candidates.iter().filter(|k| !service_op || k.in_service) {
+                    match encrypt_and_decrypt(s, m, k.public.unwrap_or(k.key), k, label) {
+                        Ok(()) => worked += 1,
+                        Err(rv) => {
+                            assert!(
+                                is_refusal(rv),
+                                "{what} decrypt with {}: init gave {}",
+                                k.what,
+                                rv_name(rv)
+                            );
+                            t.refused_at_init += 1;
+                        }
+                    }
+                }
+                if decrypts {
+                    assert!(
                     worked > 0,
                     "{what} advertises CKF_DECRYPT but no matching key decrypts: {candidates:?}"
                 );
-            } else {
-                assert_eq!(
-                    worked, 0,
-                    "{what} decrypts with a service key but does not advertise CKF_DECRYPT"
-                );
-            }
-            t.operations += worked;
-        }
-        if flags & CKF_ENCRYPT != 0 && !decrypts {
-            let worked = candidates
-                .iter()
-                .filter(|k| {
-                    let mech = mech(m);
-                    let input = cipher_input(m);
-                    raw::init(Op::Encrypt, s, &mech.m, k.public.unwrap_or(k.key)) == CKR_OK && {
-                        let out = raw::encrypt(s, &input, Out::Buf(4096));
-                        assert_eq!(
-                            out.rv,
-                            CKR_OK,
-                            "{what}: C_EncryptInit accepted {} but C_Encrypt failed: {}",
-                            k.what,
-                            rv_name(out.rv)
-                        );
-                        !out.data.is_empty()
-                    }
-                })
-                .count();
-            assert!(
-                worked > 0,
-                "{what} advertises CKF_ENCRYPT but no matching key encrypts"
-            );
-            t.operations += worked;
-        }
-        if flags & CKF_WRAP != 0 || flags & CKF_UNWRAP != 0 {
-            let target = keys
-                .iter()
-                .find(|k| !k.in_service && k.what.starts_with("honest-aes256-session"))
-                .expect("a session AES key to wrap");
-            let mut worked = 0;
-            for k in &candidates {
-                if k.in_service && k.key_type != CKK_RSA {
-                    continue;
+                } else {
+                    assert_eq!(
+                        worked, 0,
+                        "{what} decrypts with a service key but does not advertise CKF_DECRYPT"
+                    );
                 }
-                let mech = mech(m);
-                let wrapping = k.public.unwrap_or(k.key);
-                let Ok(blob) = wrap(s, &mech.m, wrapping, target.key) else {
-                    continue;
+                t.operations += worked;
+            }
+            if flags & CKF_ENCRYPT != 0 && !decrypts {
+                let worked = candidates
+                    .iter()
+                    .filter(|k| {
+                        let mech = mech(m);
+                        let input = cipher_input(m);
+                        raw::init(Op::Encrypt, s, &mech.m, k.public.unwrap_or(k.key)) == CKR_OK && {
+                            let out = raw::encrypt(s, &input, Out::Buf(4096));
+                            assert_eq!(
+                                out.rv,
+                                CKR_OK,
+                                "{what}: C_EncryptInit accepted {} but C_Encrypt failed: {}",
+                                k.what,
+                                rv_name(out.rv)
+                            );
+                            !out.data.is_empty()
+                        }
+                    })
+                    .count();
+                assert!(
+                    worked > 0,
+                    "{what} advertises CKF_ENCRYPT but no matching key encrypts"
+                );
+                t.operations += worked;
+            }
+            if flags & CKF_WRAP != 0 || flags & CKF_UNWRAP != 0 {
+                let target = keys
+                    .iter()
+                    .find(|k| !k.in_service && k.what.starts_with("honest-aes256-session"))
+                    .expect("a session AES key to wrap");
+                let mut worked = 0;
+                for k in &candidates {
+                    if k.in_service && k.key_type != CKK_RSA {
+                        continue;
+                    }
+                    let mech = mech(m);
+                    let wrapping = k.public.unwrap_or(k.key);
+                    let Ok(blob) = wrap(s, &mech.m, wrapping, target.key) else {
+                        continue;
+                    };
+                    let mut tmpl = Template::new()
+                        .ulong(CKA_CLASS, CKO_SECRET_KEY)
+                        .ulong(CKA_KEY_TYPE, CKK_AES)
+                        .bool(CKA_TOKEN, false)
+                        .bool(CKA_EXTRACTABLE, true)
+                        .bool(CKA_SENSITIVE, false);
+                    if matches!(
+                        m,
+                        CKM_RSA_X_509
+                            | CKM_AES_ECB
+                            | CKM_AES_CBC
+                            | CKM_DES_ECB
+                            | CKM_DES_CBC
+                            | CKM_DES3_ECB
+                            | CKM_DES3_CBC
+                    ) {
+                        tmpl = tmpl.ulong(CKA_VALUE_LEN, 32);
+                    }
+                    let (rv, h) = unwrap_key(s, &mech.m, k.key, &blob, &mut tmpl);
+                    if k.in_service && flags & CKF_UNWRAP == 0 {
+                        // Not claimed for keys the service holds: refused, never half done.
+                        assert_ne!(rv, CKR_OK, "{what}: unwraps with {} unadvertised", k.what);
+                        t.refused_at_init += 1;
+                        continue;
+                    }
+                    assert_eq!(
+                        rv,
+                        CKR_OK,
+                        "{what}: wrapped with {} but C_UnwrapKey failed: {}",
+                        k.what,
+                        rv_name(rv)
+                    );
+                    assert_eq!(
+                        attr(s, h, CKA_VALUE),
+                        attr(s, target.key, CKA_VALUE),
+                        "{what}: unwrapped key"
+                    );
+                    worked += 1;
+                }
+                assert!(worked > 0, "{what} advertises wrap/unwrap but no key could");
+                t.operations += worked;
+            }
+            if flags & CKF_DERIVE != 0 {
+                let ours = candidates
+                    .iter()
+                    .find(|k| !k.in_service && k.size == 256)
+                    .expect("a session P-256 key");
+                let theirs = candidates
+                    .iter()
+                    .rfind(|k| !k.in_service && k.size == 256)
+                    .unwrap();
+                let point = attr(s, theirs.public.unwrap(), CKA_EC_POINT);
+                let mut point = point.clone();
+                let mut params = CK_ECDH1_DERIVE_PARAMS {
+                    kdf: CKD_NULL,
+                    ulSharedDataLen: 0,
+                    pSharedData: null_mut(),
+                    ulPublicDataLen: point.len() as CK_ULONG,
+                    pPublicData: point.as_mut_ptr(),
                 };
+                let mech = raw::mech_with(m, &mut params);
                 let mut tmpl = Template::new()
                     .ulong(CKA_CLASS, CKO_SECRET_KEY)
-                    .ulong(CKA_KEY_TYPE, CKK_AES)
+                    .ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET)
+                    .ulong(CKA_VALUE_LEN, 32)
                     .bool(CKA_TOKEN, false)
-                    .bool(CKA_EXTRACTABLE, true)
-                    .bool(CKA_SENSITIVE, false);
-                if matches!(
-                    m,
-                    CKM_RSA_X_509
-                        | CKM_AES_ECB
-                        | CKM_AES_CBC
-                        | CKM_DES_ECB
-                        | CKM_DES_CBC
-                        | CKM_DES3_ECB
-                        | CKM_DES3_CBC
-                ) {
-                    tmpl = tmpl.ulong(CKA_VALUE_LEN, 32);
-                }
-                let (rv, h) = unwrap_key(s, &mech.m, k.key, &blob, &mut tmpl);
-                if k.in_service && flags & CKF_UNWRAP == 0 {
-                    // Not claimed for keys the service holds: refused, never half done.
-                    assert_ne!(rv, CKR_OK, "{what}: unwraps with {} unadvertised", k.what);
-                    t.refused_at_init += 1;
-                    continue;
-                }
-                assert_eq!(
-                    rv,
-                    CKR_OK,
-                    "{what}: wrapped with {} but C_UnwrapKey failed: {}",
-                    k.what,
-                    rv_name(rv)
-                );
-                assert_eq!(
-                    attr(s, h, CKA_VALUE),
-                    attr(s, target.key, CKA_VALUE),
-                    "{what}: unwrapped key"
-                );
-                worked += 1;
+                    .bool(CKA_SENSITIVE, false)
+                    .bool(CKA_EXTRACTABLE, true);
+                let (rv, h) = derive_key(s, &mech, ours.key, &mut tmpl);
+                ok(rv, &format!("{what}: C_DeriveKey"));
+                assert_eq!(attr(s, h, CKA_VALUE).len(), 32, "{what}: derived secret");
+                t.operations += 1;
             }
-            assert!(worked > 0, "{what} advertises wrap/unwrap but no key could");
-            t.operations += worked;
-        }
-        if flags & CKF_DERIVE != 0 {
-            let ours = candidates
-                .iter()
-                .find(|k| !k.in_service && k.size == 256)
-                .expect("a session P-256 key");
-            let theirs = candidates
-                .iter()
-                .rfind(|k| !k.in_service && k.size == 256)
-                .unwrap();
-            let point = attr(s, theirs.public.unwrap(), CKA_EC_POINT);
-            let mut point = point.clone();
-            let mut params = CK_ECDH1_DERIVE_PARAMS {
-                kdf: CKD_NULL,
-                ulSharedDataLen: 0,
-                pSharedData: null_mut(),
-                ulPublicDataLen: point.len() as CK_ULONG,
-                pPublicData: point.as_mut_ptr(),
-            };
-            let mech = raw::mech_with(m, &mut params);
-            let mut tmpl = Template::new()
-                .ulong(CKA_CLASS, CKO_SECRET_KEY)
-                .ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET)
-                .ulong(CKA_VALUE_LEN, 32)
-                .bool(CKA_TOKEN, false)
-                .bool(CKA_SENSITIVE, false)
-                .bool(CKA_EXTRACTABLE, true);
-            let (rv, h) = derive_key(s, &mech, ours.key, &mut tmpl);
-            ok(rv, &format!("{what}: C_DeriveKey"));
-            assert_eq!(attr(s, h, CKA_VALUE).len(), 32, "{what}: derived secret");
-            t.operations += 1;
-        }
-        if flags & CKF_GENERATE != 0 {
-            let len = match m {
-                CKM_AES_KEY_GEN => Some(16),
-                CKM_GENERIC_SECRET_KEY_GEN | CKM_SHA_1_KEY_GEN..=CKM_SHA512_KEY_GEN => Some(32),
-                _ => None,
-            };
-            assert!(
-                secret(s, false, m, len, "honest-gen").is_some(),
-                "{what}: C_GenerateKey (session)"
-            );
-            t.operations += 1;
-        }
-        if flags & CKF_GENERATE_KEY_PAIR != 0 {
-            let public = match m {
-                CKM_EC_KEY_PAIR_GEN => Template::new().bytes(CKA_EC_PARAMS, P256),
-                CKM_EC_EDWARDS_KEY_PAIR_GEN => Template::new().bytes(CKA_EC_PARAMS, ED25519),
-                _ => Template::new()
-                    .ulong(CKA_MODULUS_BITS, 2048)
-                    .bytes(CKA_PUBLIC_EXPONENT, &[1, 0, 1]),
-            };
-            assert!(
-                pair(s, false, m, public, "honest-genpair").is_some(),
-                "{what}: C_GenerateKeyPair (session)"
-            );
-            t.operations += 1;
-        }
-    }
-    for m in ABSENT {
-        assert!(!list.contains(&m));
-        for k in keys.iter().take(4) {
-            for op in [Op::Sign, Op::Encrypt] {
-                let mech = plain(m);
-                let target = if matches!(op, Op::Encrypt) {
-                    k.public.unwrap_or(k.key)
-                } else {
-                    k.key
+            if flags & CKF_GENERATE != 0 {
+                let len = match m {
+                    CKM_AES_KEY_GEN => Some(16),
+                    CKM_GENERIC_SECRET_KEY_GEN | CKM_SHA_1_KEY_GEN..=CKM_SHA512_KEY_GEN => Some(32),
+                    _ => None,
                 };
-                let rv = raw::init(op, s, &mech, target);
-                assert_eq!(
-                    rv,
-                    CKR_MECHANISM_INVALID,
-                    "{label}: absent {m:#x}: {}",
-                    rv_name(rv)
+                assert!(
+                    secret(s, false, m, len, "honest-gen").is_some(),
+                    "{what}: C_GenerateKey (session)"
                 );
-                t.absent_refused += 1;
+                t.operations += 1;
+            }
+            if flags & CKF_GENERATE_KEY_PAIR != 0 {
+                let public = match m {
+                    CKM_EC_KEY_PAIR_GEN => Template::new().bytes(CKA_EC_PARAMS, P256),
+                    CKM_EC_EDWARDS_KEY_PAIR_GEN => Template::new().bytes(CKA_EC_PARAMS, ED25519),
+                    _ => Template::new()
+                        .ulong(CKA_MODULUS_BITS, 2048)
+                        .bytes(CKA_PUBLIC_EXPONENT, &[1, 0, 1]),
+                };
+                assert!(
+                    pair(s, false, m, public, "honest-genpair").is_some(),
+                    "{what}: C_GenerateKeyPair (session)"
+                );
+                t.operations += 1;
             }
         }
+        for m in ABSENT {
+            assert!(!list.contains(&m));
+            for k in keys.iter().take(4) {
+                for op in [Op::Sign, Op::Encrypt] {
+                    let mech = plain(m);
+                    let target = if matches!(op, Op::Encrypt) {
+                        k.public.unwrap_or(k.key)
+                    } else {
+                        k.key
+                    };
+                    let rv = raw::init(op, s, &mech, target);
+                    assert_eq!(
+                        rv,
+                        CKR_MECHANISM_INVALID,
+                        "{label}: absent {m:#x}: {}",
+                        rv_name(rv)
+                    );
+                    t.absent_refused += 1;
+                }
+            }
+        }
+        t
     }
-    t
 }
