@@ -378,6 +378,22 @@ pub fn find_slot_by_label(pkcs11: &Pkcs11, label: &str) -> Option<Slot> {
         })
 }
 
+/// Initialises a SoftHSMv2 token (in the configuration `SOFTHSM2_CONF` names) with these
+/// label and PINs, through `softhsm2-util`.
+#[track_caller]
+pub fn softhsm_token(label: &str, so_pin: &str, pin: &str) {
+    let out = std::process::Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", label])
+        .args(["--so-pin", so_pin, "--pin", pin])
+        .output()
+        .expect("softhsm2-util runs (apt-get install softhsm2)");
+    assert!(
+        out.status.success(),
+        "softhsm2-util --init-token {label}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A SoftHSMv2 configuration with its token directory under `dir`, in `SOFTHSM2_CONF`.
 pub fn setup_softhsm(dir: &Path) {
     let tokens = dir.join("softhsm-tokens");

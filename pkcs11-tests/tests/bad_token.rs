@@ -9,7 +9,6 @@
 use cryptoki_sys::*;
 use hsmux_tests::raw;
 use hsmux_tests::rv_name;
-use std::process::Command;
 
 const SOFTHSM_LIB: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const PIN: &str = "later-pin-1234";
@@ -55,16 +54,7 @@ fn a_token_whose_library_is_missing_leaves_the_others_working_and_comes_back() {
         .tempdir()
         .unwrap();
     hsmux_tests::setup_softhsm(dir.path());
-    let out = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", "later"])
-        .args(["--so-pin", "later-so-0000", "--pin", PIN])
-        .output()
-        .expect("softhsm2-util");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    hsmux_tests::softhsm_token("later", "later-so-0000", PIN);
     // The vendor library is installed only later, under this name.
     let library = dir.path().join("libvendor-pkcs11.so");
     let cfg = dir.path().join("hsmux.toml");

@@ -21,7 +21,6 @@ use hsmux_tests::raw::{self, Op, Out};
 use hsmux_tests::rv_name;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::ptr::null_mut;
 
 const SO_PIN: &str = "honest-so-0000";
@@ -90,16 +89,7 @@ fn softhsm(dir: &Path) -> bool {
         return false;
     }
     hsmux_tests::setup_softhsm(dir);
-    let out = Command::new("softhsm2-util")
-        .args(["--init-token", "--free", "--label", "honest-hsm"])
-        .args(["--so-pin", SO_PIN, "--pin", PIN])
-        .output()
-        .expect("softhsm2-util");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    hsmux_tests::softhsm_token("honest-hsm", SO_PIN, PIN);
     true
 }
 
